@@ -1,0 +1,1 @@
+"""Plinth: a Kubernetes operator for distributed PyTorch, AutoML sweeps and Triton serving."""

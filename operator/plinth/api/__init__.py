@@ -1,0 +1,1 @@
+"""Typed specs of the Plinth custom resources; the single source of the CRD schemas."""

@@ -1,0 +1,57 @@
+"""The local emulated Kubernetes cluster: control plane built from Go modules, kwok GPU nodes.
+
+A developer tool (the operator never imports it): `up()` starts etcd, kube-apiserver,
+kube-controller-manager, kube-scheduler and kwok with fake `nvidia.com/gpu` nodes, and returns
+a `ClusterInfo` with a kubeconfig; `down()` stops it all. Binaries are built once from their
+pinned Go modules (`versions.py`) into the user's cache folder.
+"""
+
+from plinth.devcluster.binaries import (
+    Binaries,
+    BinaryMissingError,
+    cache_root,
+    ensure_binaries,
+    find_binary,
+)
+from plinth.devcluster.cluster import (
+    ClusterAlreadyRunningError,
+    ClusterInfo,
+    ClusterStatus,
+    ProcessState,
+    ProgramExitedError,
+    add_gpu_nodes,
+    down,
+    status,
+    up,
+)
+from plinth.devcluster.gobuild import BuildError
+from plinth.devcluster.nodes import DEFAULT_GPU_PRODUCT, GPU_RESOURCE, GpuNodePool, api_client
+from plinth.devcluster.processes import StillRunningError
+from plinth.devcluster.versions import SOURCES, GoSource
+from plinth.devcluster.waiting import WaitTimeoutError
+
+__all__ = [
+    "DEFAULT_GPU_PRODUCT",
+    "GPU_RESOURCE",
+    "SOURCES",
+    "Binaries",
+    "BinaryMissingError",
+    "BuildError",
+    "ClusterAlreadyRunningError",
+    "ClusterInfo",
+    "ClusterStatus",
+    "GoSource",
+    "GpuNodePool",
+    "ProcessState",
+    "ProgramExitedError",
+    "StillRunningError",
+    "WaitTimeoutError",
+    "add_gpu_nodes",
+    "api_client",
+    "cache_root",
+    "down",
+    "ensure_binaries",
+    "find_binary",
+    "status",
+    "up",
+]

@@ -1,0 +1,1 @@
+"""Triton serving: model configuration, model repository layout, metrics and scaling policy."""

@@ -1,0 +1,1 @@
+"""Pure status computation: spec plus observed children in, status and conditions out."""

@@ -1,0 +1,1 @@
+"""The sweep engine: Optuna ask/tell rebuilt from a sweep's status."""

@@ -1,0 +1,161 @@
+"""The operator process against the emulated cluster: every example is Accepted, observably."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from plinth.devcluster import ClusterInfo
+from plinth.devcluster.waiting import wait_for
+from tests.plinth_testing import (
+    EXAMPLES_DIR,
+    OperatorProcess,
+    condition,
+    http_get,
+    kubectl,
+    kubectl_json,
+)
+
+EXAMPLE_FILES = sorted(EXAMPLES_DIR.glob("*.yaml"))
+
+
+def resources_in(path: Path) -> list[tuple[str, str]]:
+    """(kind, name) of every Plinth resource in an example file."""
+    documents = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return [
+        (d["kind"], d["metadata"]["name"]) for d in documents if "plinth.dev/" in d["apiVersion"]
+    ]
+
+
+def is_accepted(obj: dict[str, Any]) -> bool:
+    accepted = condition(obj, "Accepted")
+    generation = obj["metadata"]["generation"]
+    return (
+        accepted is not None
+        and accepted["status"] == "True"
+        and accepted["observedGeneration"] == generation
+        and obj["status"].get("observedGeneration") == generation
+    )
+
+
+def get(cluster: ClusterInfo, namespace: str, kind: str, name: str) -> dict[str, Any]:
+    result: dict[str, Any] = kubectl_json(cluster, "-n", namespace, "get", kind, name)
+    return result
+
+
+def test_examples_exist() -> None:
+    assert len(EXAMPLE_FILES) >= 3, "examples/ should hold an example of every kind"
+
+
+@pytest.mark.parametrize("example", EXAMPLE_FILES, ids=lambda p: p.name)
+def test_every_example_is_applied_and_accepted(
+    operator: OperatorProcess, cluster: ClusterInfo, namespace: str, example: Path
+) -> None:
+    kubectl(cluster, "-n", namespace, "apply", "-f", str(example))
+    for kind, name in resources_in(example):
+        wait_for(
+            lambda kind=kind, name=name: is_accepted(get(cluster, namespace, kind, name)),
+            what=f"{kind}/{name} Accepted",
+            timeout=30,
+        )
+        listing = kubectl(cluster, "-n", namespace, "get", kind, name).stdout
+        assert "PHASE" in listing.splitlines()[0]
+
+
+def test_accepted_objects_are_left_alone_no_hot_loop(
+    operator: OperatorProcess, cluster: ClusterInfo, namespace: str
+) -> None:
+    example = EXAMPLES_DIR / "trainingjob-single-node.yaml"
+    kubectl(cluster, "-n", namespace, "apply", "-f", str(example))
+    kind, name = resources_in(example)[0]
+    wait_for(lambda: is_accepted(get(cluster, namespace, kind, name)), what="Accepted", timeout=30)
+    version = get(cluster, namespace, kind, name)["metadata"]["resourceVersion"]
+    time.sleep(3)
+    assert get(cluster, namespace, kind, name)["metadata"]["resourceVersion"] == version
+
+
+def test_spec_change_is_observed_with_the_new_generation(
+    operator: OperatorProcess, cluster: ClusterInfo, namespace: str
+) -> None:
+    example = EXAMPLES_DIR / "trainingjob-single-node.yaml"
+    kubectl(cluster, "-n", namespace, "apply", "-f", str(example))
+    kind, name = resources_in(example)[0]
+    wait_for(lambda: is_accepted(get(cluster, namespace, kind, name)), what="Accepted", timeout=30)
+    first = get(cluster, namespace, kind, name)
+    transition = condition(first, "Accepted")["lastTransitionTime"]  # type: ignore[index]
+    kubectl(
+        cluster,
+        "-n",
+        namespace,
+        "label",
+        kind,
+        name,
+        "team=vision",
+        "--overwrite",
+    )
+    kubectl(
+        cluster,
+        "-n",
+        namespace,
+        "patch",
+        kind,
+        name,
+        "--type=merge",
+        "-p",
+        '{"spec": {"activeDeadlineSeconds": 7200}}',
+    )
+    wait_for(
+        lambda: (
+            get(cluster, namespace, kind, name)["status"]["observedGeneration"]
+            == first["metadata"]["generation"] + 1
+        ),
+        what="the new generation observed",
+        timeout=30,
+    )
+    after = get(cluster, namespace, kind, name)
+    assert is_accepted(after)
+    assert condition(after, "Accepted")["lastTransitionTime"] == transition  # type: ignore[index]
+
+
+def test_accepted_transition_is_an_event(
+    operator: OperatorProcess, cluster: ClusterInfo, namespace: str
+) -> None:
+    example = EXAMPLES_DIR / "trainingjob-single-node.yaml"
+    kubectl(cluster, "-n", namespace, "apply", "-f", str(example))
+    _kind, name = resources_in(example)[0]
+
+    def has_event() -> bool:
+        events = kubectl_json(
+            cluster,
+            "-n",
+            namespace,
+            "get",
+            "events",
+            "--field-selector",
+            f"involvedObject.name={name},reason=SpecValid",
+        )
+        return bool(events["items"])
+
+    wait_for(has_event, what="a SpecValid event", timeout=30)
+
+
+def test_probes_and_metrics(
+    operator: OperatorProcess, cluster: ClusterInfo, namespace: str
+) -> None:
+    kubectl(
+        cluster, "-n", namespace, "apply", "-f", str(EXAMPLES_DIR / "trainingjob-single-node.yaml")
+    )
+    assert http_get(operator.url("/healthz"))[0] == 200
+    assert http_get(operator.url("/readyz"))[0] == 200
+
+    def counted() -> bool:
+        body = http_get(operator.url("/metrics"))[1]
+        return 'plinth_reconciles_total{kind="TrainingJob",result="ok"}' in body
+
+    wait_for(counted, what="TrainingJob reconciles in /metrics", timeout=30)
+    body = http_get(operator.url("/metrics"))[1]
+    assert 'plinth_reconcile_duration_seconds_bucket{kind="TrainingJob"' in body

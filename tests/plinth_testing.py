@@ -1,0 +1,107 @@
+"""Helpers for the cluster-backed test tiers: CRD install, the operator process, kubectl."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from plinth.devcluster import ClusterInfo
+from plinth.devcluster.network import free_ports
+from plinth.devcluster.waiting import wait_for
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CRD_DIR = REPO_ROOT / "crds"
+EXAMPLES_DIR = REPO_ROOT / "examples"
+
+
+def kubectl(
+    cluster: ClusterInfo, *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run the cluster's own kubectl against its kubeconfig."""
+    return subprocess.run(
+        [str(cluster.binaries.kubectl), "--kubeconfig", str(cluster.kubeconfig), *args],
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=120,
+    )
+
+
+def kubectl_json(cluster: ClusterInfo, *args: str) -> Any:
+    """kubectl with `-o json`, parsed."""
+    return json.loads(kubectl(cluster, *args, "-o", "json").stdout)
+
+
+def install_crds(cluster: ClusterInfo) -> None:
+    """Apply the generated CRDs (server-side) and wait until the API server serves them."""
+    kubectl(cluster, "apply", "--server-side", "--force-conflicts", "-f", str(CRD_DIR))
+    kubectl(cluster, "wait", "--for=condition=Established", "--timeout=60s", "-f", str(CRD_DIR))
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, str]:
+    """Status and body of GET `url`; connection errors read as status 0."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as error:
+        return int(error.code), error.read().decode()
+    except OSError:
+        return 0, ""
+
+
+@dataclass
+class OperatorProcess:
+    """A running `plinth run` process and where to reach and read it."""
+
+    process: subprocess.Popen[bytes]
+    probe_port: int
+    log: Path
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.probe_port}{path}"
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout=timeout)
+
+
+def start_operator(kubeconfig: Path, log: Path, *extra_args: str) -> OperatorProcess:
+    """Start `python -m plinth run` against `kubeconfig` and wait until it is ready."""
+    port = free_ports(1)[0]
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    with log.open("ab") as stream:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "plinth", "run", "--probe-port", str(port), *extra_args],
+            env=env,
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+        )
+    operator = OperatorProcess(process=process, probe_port=port, log=log)
+
+    def is_ready() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"operator exited with {process.returncode}:\n{operator.log_text()}")
+        return http_get(operator.url("/readyz"))[0] == 200
+
+    wait_for(is_ready, what="operator /readyz", timeout=60)
+    return operator
+
+
+def condition(obj: dict[str, Any], condition_type: str) -> dict[str, Any] | None:
+    """The condition of `condition_type` in an object's status, or None."""
+    for entry in obj.get("status", {}).get("conditions", []):
+        if entry.get("type") == condition_type:
+            return dict(entry)
+    return None
