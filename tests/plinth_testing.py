@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from plinth.devcluster import ClusterInfo
 from plinth.devcluster.network import free_ports
 from plinth.devcluster.waiting import wait_for
@@ -23,7 +25,7 @@ EXAMPLES_DIR = REPO_ROOT / "examples"
 
 
 def kubectl(
-    cluster: ClusterInfo, *args: str, check: bool = True
+    cluster: ClusterInfo, *args: str, check: bool = True, input_text: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run the cluster's own kubectl against its kubeconfig."""
     return subprocess.run(
@@ -32,6 +34,7 @@ def kubectl(
         text=True,
         check=check,
         timeout=120,
+        input=input_text,
     )
 
 
@@ -44,6 +47,12 @@ def install_crds(cluster: ClusterInfo) -> None:
     """Apply the generated CRDs (server-side) and wait until the API server serves them."""
     kubectl(cluster, "apply", "--server-side", "--force-conflicts", "-f", str(CRD_DIR))
     kubectl(cluster, "wait", "--for=condition=Established", "--timeout=60s", "-f", str(CRD_DIR))
+    for kind in ("trainingjob", "automlsweep", "modeldeployment"):
+        wait_for(
+            lambda kind=kind: kubectl(cluster, "explain", kind, check=False).returncode == 0,
+            what=f"the OpenAPI schema of {kind} published",
+            timeout=60,
+        )
 
 
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, str]:
@@ -105,3 +114,10 @@ def condition(obj: dict[str, Any], condition_type: str) -> dict[str, Any] | None
         if entry.get("type") == condition_type:
             return dict(entry)
     return None
+
+
+@pytest.fixture(scope="session")
+def installed_crds(cluster: ClusterInfo) -> ClusterInfo:
+    """The session's cluster with Plinth's CRDs installed and served."""
+    install_crds(cluster)
+    return cluster

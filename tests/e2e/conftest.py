@@ -7,13 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from plinth.devcluster import ClusterInfo
-from tests.plinth_testing import OperatorProcess, install_crds, start_operator
+from tests.plinth_testing import OperatorProcess, installed_crds, start_operator
 
-
-@pytest.fixture(scope="session")
-def installed_crds(cluster: ClusterInfo) -> ClusterInfo:
-    install_crds(cluster)
-    return cluster
+__all__ = ["installed_crds"]
 
 
 @pytest.fixture(scope="session")
