@@ -101,7 +101,7 @@ def test_killed_gang_restarted_with_the_same_environment_resumes_from_its_checkp
     folder = tmp_path / "ckpt"
     store = CheckpointStore(folder)
     environments = gang_environments("killed", str(folder))
-    args = ["--steps", "200", "--checkpoint-every", "10", "--report-every", "50"]
+    args = ["--steps", "120", "--checkpoint-every", "10", "--report-every", "50"]
 
     gang = Gang(DIRECT, environments, args, tmp_path / "first")
     gang.wait_until(lambda: (store.latest_step() or 0) >= 10, timeout_s=60)
@@ -109,9 +109,9 @@ def test_killed_gang_restarted_with_the_same_environment_resumes_from_its_checkp
 
     saved = store.latest_step()
     assert saved is not None
-    assert saved < 200
+    assert saved < 120
     second = run_gang(DIRECT, environments, args, tmp_path / "second")
 
     assert_succeeded(second)
     assert f"resumed from step {saved}" in second[0].stdout
-    assert store.latest_step() == 200
+    assert store.latest_step() == 120
