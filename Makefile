@@ -11,7 +11,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,torch]'
 	touch $@
 
 # Kubernetes, etcd, kwok and helm, built from Go modules once and cached under ~/.cache/plinth.
@@ -19,8 +19,8 @@ binaries: setup
 	$(BIN)/plinth build
 
 lint: setup
-	$(BIN)/ruff check operator tests bench
-	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/ruff check operator tests bench images
+	$(BIN)/ruff format --check operator tests bench images
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -24,17 +24,22 @@ through `$PLINTH_METRICS_URL`. Every option also reads a `TRAIN_<OPTION>` variab
     saved checkpoint step-30.pt
     final loss 0.0123
 
-`--fail-at-step N` makes the run exit with `--exit-code` right after step N (and its
-checkpoint, if one is due), once: a marker file in the checkpoint folder stops the
-restarted run from failing again. It exists for tests of restarts.
+Two faults exist for tests of restarts: `--fail-at-step N` makes the run exit with
+`--exit-code` right after step N (and its checkpoint, if one is due), and `--hang-at-step
+N` makes every rank block there until it is killed, as a preempted or wedged worker
+would. Each happens once: a marker file in the checkpoint folder stops the restarted run,
+launched with the same arguments, from repeating it.
 """
 
+# I001 is silenced because, with `tests/torch/` under a ruff `src` root, ruff takes torch for
+# first-party until pyproject.toml lists it in known-third-party; then drop the directive.
 from __future__ import annotations
 
 import argparse
 import logging
 import math
 import os
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -84,6 +89,7 @@ class Options:
     seed: int
     fail_at_step: int | None
     fail_rank: int | None
+    hang_at_step: int | None
     exit_code: int
     dist_timeout: float
 
@@ -108,6 +114,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     option("fail-at-step", int, None, "exit with --exit-code after this step, once (tests)")
     option("fail-rank", int, None, "only this rank fails at --fail-at-step (default: all)")
     option("exit-code", int, "1", "exit code used by --fail-at-step")
+    option("hang-at-step", int, None, "block after this step until killed, once (tests)")
     option("dist-timeout", float, "600", "seconds to wait for the other ranks")
     return Options(**vars(parser.parse_args(argv)))
 
@@ -201,24 +208,46 @@ def checkpoint_uri(env: PlinthEnvironment, path: Path) -> str:
     return f"{base.rstrip('/')}/{path.name}"
 
 
-class FailureInjection:
-    """--fail-at-step: exit once at a given step, remembered by a marker file."""
+class OneShotFault:
+    """A fault injected once at a step; a marker file in the checkpoint folder remembers it.
 
-    def __init__(self, args: Options, store: CheckpointStore | None) -> None:
-        self.step: int | None = args.fail_at_step
-        self.rank: int | None = args.fail_rank
-        self.exit_code: int = args.exit_code
-        self.marker = None if store is None else store.directory / f".failed-at-step-{self.step}"
-        self.armed = self.step is not None and not (self.marker and self.marker.exists())
+    The marker is checked at start-up, so every rank of a restarted gang agrees that the
+    fault already happened. Without a checkpoint folder the fault happens on every run.
+    """
 
-    def due(self, step: int, gang: Gang) -> bool:
-        rank_matches = self.rank is None or self.rank == gang.rank
-        return self.armed and step == self.step and rank_matches
+    def __init__(self, name: str, step: int | None, store: CheckpointStore | None) -> None:
+        self.step = step
+        self.marker = None if store is None else store.directory / f".{name}-at-step-{step}"
+        self.armed = step is not None and not (self.marker and self.marker.exists())
 
-    def fail(self, step: int) -> int:
+    def due(self, step: int) -> bool:
+        return self.armed and step == self.step
+
+    def remember(self) -> None:
         if self.marker is not None:
             self.marker.parent.mkdir(parents=True, exist_ok=True)
             self.marker.touch()
+
+
+class FaultInjection:
+    """--fail-at-step exits with --exit-code; --hang-at-step blocks until killed."""
+
+    def __init__(self, args: Options, store: CheckpointStore | None) -> None:
+        self.failure = OneShotFault("failed", args.fail_at_step, store)
+        self.hang = OneShotFault("hung", args.hang_at_step, store)
+        self.fail_rank = args.fail_rank
+        self.exit_code = args.exit_code
+
+    def exit_code_after(self, step: int, gang: Gang) -> int | None:
+        """The code to exit with after `step`, if a failure is due; hangs if a hang is due."""
+        if self.hang.due(step):
+            self.hang.remember()
+            print(f"hanging at step {step}", flush=True)
+            signal.pause()
+        rank_fails = self.fail_rank is None or self.fail_rank == gang.rank
+        if not (rank_fails and self.failure.due(step)):
+            return None
+        self.failure.remember()
         print(f"failing at step {step} with exit code {self.exit_code}", flush=True)
         return self.exit_code
 
@@ -232,7 +261,7 @@ class TrainingRun:
         self.gang = gang
         self.store = CheckpointStore.from_environment(env, keep_last=args.keep_checkpoints)
         self.reporter = MetricsReporter.from_environment(env)
-        self.failure = FailureInjection(args, self.store)
+        self.faults = FaultInjection(args, self.store)
         self.model = build_model(args.hidden, args.seed).to(gang.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=args.lr)
 
@@ -248,8 +277,9 @@ class TrainingRun:
             loss = self.train_step(trained, step)
             saved = self.save_if_due(step)
             self.report_if_due(step, loss, saved)
-            if self.failure.due(step, self.gang):
-                return self.failure.fail(step)
+            exit_code = self.faults.exit_code_after(step, self.gang)
+            if exit_code is not None:
+                return exit_code
         say(self.gang, f"final loss {evaluate(self.model, self.gang.device):.6g}")
         return 0
 

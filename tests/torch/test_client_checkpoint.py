@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from trainer_harness import process_environment
 
 from plinth_client import CheckpointStore, PlinthEnvironment
+from tests.torch.trainer_harness import process_environment
 
 torch = pytest.importorskip("torch", reason="checkpoints are torch.save files (extra 'torch')")
 

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from trainer_harness import REPO, pod_environment, process_environment
 
 from plinth_client import ContractError, NodeRange, PlinthEnvironment
+from tests.torch.trainer_harness import REPO, pod_environment, process_environment
 
 TOKEN = "s3cr3t-token-value"
 

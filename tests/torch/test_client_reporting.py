@@ -12,10 +12,10 @@ import math
 import time
 
 import pytest
-from trainer_harness import free_port
 
 from plinth_client import MetricsReporter, PlinthEnvironment
 from plinth_client.reporting import ReportPolicy, encode_report
+from tests.torch.trainer_harness import free_port
 
 TOKEN = "tok-9f8e7d6c5b4a"
 FAST = ReportPolicy(timeout_s=0.5, attempts=3, backoff_s=0.01, cooldown_s=60)

@@ -1,8 +1,9 @@
 """The reference trainer, run for real as a gang of local processes on the gloo backend.
 
-Every process gets exactly the environment a TrainingJob renders for its node; the gang is
-launched the three ways a pod can start it: directly (MASTER_ADDR/WORLD_SIZE/RANK), under
-`torchrun` (PET_*), and under `plinth_client.launch` (the trainer image's entrypoint).
+Every process gets exactly the environment a TrainingJob renders for its node (two nodes,
+one process each); the gang is launched the three ways a pod can start it: directly
+(MASTER_ADDR/WORLD_SIZE/RANK), under `torchrun` (PET_*), and under `plinth_client.launch`
+(the trainer image's entrypoint).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from trainer_harness import (
+
+from plinth_client import CheckpointStore
+from tests.torch.trainer_harness import (
     DIRECT,
     PLINTH_LAUNCH,
     TORCHRUN,
@@ -23,9 +26,7 @@ from trainer_harness import (
 
 torch = pytest.importorskip("torch", reason="the trainer tests need torch (extra 'torch')")
 
-from plinth_client import CheckpointStore  # noqa: E402
-
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(180)
 
 STEPS = 30
 ARGS = ["--steps", str(STEPS), "--checkpoint-every", "10", "--report-every", "5"]
@@ -67,51 +68,45 @@ def test_direct_launch_trains_and_writes_checkpoints(
     assert set(store.load(30).state) == {"step", "model", "optimizer"}
 
 
-def test_failed_gang_restarted_under_torchrun_resumes_where_it_left_off(
+@pytest.mark.timeout(240)
+def test_a_gang_killed_then_crashed_resumes_each_time_and_ends_as_if_never_interrupted(
     tmp_path: Path, uninterrupted: tuple[list[PodResult], Path]
 ) -> None:
+    """Three runs with the same environment and arguments, as Plinth's gang restarts do.
+
+    1. launched directly, it hangs after step 12 and is SIGKILLed (a preemption);
+    2. under plinth_client.launch it resumes, then crashes after step 25 with exit code 3,
+       which reaches both pods (torchrun alone would have turned it into 1);
+    3. under torchrun it resumes again and finishes: same loss, same weights as run 0.
+    """
     folder = tmp_path / "ckpt"
-    environments = gang_environments("resumed", folder.as_uri())
-    failing = [*ARGS, "--fail-at-step", "25", "--exit-code", str(FAIL_EXIT_CODE)]
-
-    first = run_gang(PLINTH_LAUNCH, environments, failing, tmp_path / "first")
-
-    assert [result.returncode for result in first] == [FAIL_EXIT_CODE] * 2, first[0].stderr
-    assert "failing at step 25" in first[0].stdout
     store = CheckpointStore(folder)
+    environments = gang_environments("resumed", folder.as_uri())
+    faults = ["--hang-at-step", "12", "--fail-at-step", "25", "--exit-code", str(FAIL_EXIT_CODE)]
+    args = [*ARGS, *faults]
+
+    killed = Gang(DIRECT, environments, args, tmp_path / "killed")
+    killed.wait_until((folder / ".hung-at-step-12").exists, timeout_s=90)
+    killed.kill()
+
+    assert store.steps() == [10]
+    assert store.latest_step() == 10
+
+    crashed = run_gang(PLINTH_LAUNCH, environments, args, tmp_path / "crashed")
+
+    assert "resumed from step 10" in crashed[0].stdout
+    assert "failing at step 25" in crashed[0].stdout
+    assert [result.returncode for result in crashed] == [FAIL_EXIT_CODE] * 2, crashed[0].stderr
     assert store.steps() == [10, 20]
-    assert store.latest_step() == 20
 
-    second = run_gang(TORCHRUN, environments, failing, tmp_path / "second")
+    finished = run_gang(TORCHRUN, environments, args, tmp_path / "finished")
 
-    assert_succeeded(second)
-    assert "resumed from step 20" in second[0].stdout
+    assert_succeeded(finished)
+    assert "resumed from step 20" in finished[0].stdout
     assert store.steps() == [10, 20, 30]
     reference_results, reference_folder = uninterrupted
-    assert second[0].number("final loss") == reference_results[0].number("final loss")
+    assert finished[0].number("final loss") == reference_results[0].number("final loss")
     resumed = model_parameters(store, STEPS)
     reference = model_parameters(CheckpointStore(reference_folder), STEPS)
     for name, tensor in reference.items():
         torch.testing.assert_close(resumed[name], tensor, rtol=1e-6, atol=1e-7)
-
-
-def test_killed_gang_restarted_with_the_same_environment_resumes_from_its_checkpoint(
-    tmp_path: Path,
-) -> None:
-    folder = tmp_path / "ckpt"
-    store = CheckpointStore(folder)
-    environments = gang_environments("killed", str(folder))
-    args = ["--steps", "120", "--checkpoint-every", "10", "--report-every", "50"]
-
-    gang = Gang(DIRECT, environments, args, tmp_path / "first")
-    gang.wait_until(lambda: (store.latest_step() or 0) >= 10, timeout_s=60)
-    gang.kill()
-
-    saved = store.latest_step()
-    assert saved is not None
-    assert saved < 120
-    second = run_gang(DIRECT, environments, args, tmp_path / "second")
-
-    assert_succeeded(second)
-    assert f"resumed from step {saved}" in second[0].stdout
-    assert store.latest_step() == 120

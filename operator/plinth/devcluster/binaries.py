@@ -98,6 +98,7 @@ def ensure_binaries(*, progress: Progress = say) -> Binaries:
 def build_missing(names: Collection[str], progress: Progress) -> None:
     """Build the named binaries, grouped by source, holding the cache's build lock."""
     with build_lock():
+        remove_abandoned_staging()
         for source in SOURCES:
             wanted = [n for n in source.binaries if n in names and not binary_path(n).exists()]
             if wanted:
@@ -117,6 +118,13 @@ def build_lock() -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def remove_abandoned_staging() -> None:
+    """Remove staging folders a killed build left (only called holding the build lock)."""
+    for staging in (cache_root() / "bin").glob(".*-*"):
+        if staging.is_dir():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
 def build_source(source: GoSource, names: list[str], progress: Progress) -> None:
     """Build `names` from `source` in a throwaway module, then install them atomically."""
     go = find_go()
@@ -124,7 +132,8 @@ def build_source(source: GoSource, names: list[str], progress: Progress) -> None
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"{source.name}-{source.version}.log"
     progress(
-        f"building {source.name} {source.version} ({', '.join(names)}) with {go}; log: {log_path}"
+        f"building {source.name} {source.version} ({', '.join(names)}) with {go}: once per "
+        f"version, {source.cold_build} without a warm Go build cache; log: {log_path}"
     )
     started = time.monotonic()
     with (

@@ -37,7 +37,7 @@ from plinth.devcluster.nodes import (
     wait_nodes_ready,
 )
 from plinth.devcluster.pki import ClientIdentity, write_cluster_pki
-from plinth.devcluster.processes import ProcessRecord, is_alive, spawn, stop_all
+from plinth.devcluster.processes import ProcessRecord, is_alive, spawn, stop_all, wait_reaped
 from plinth.devcluster.state import (
     DEFAULT_NAME,
     ClusterRecord,
@@ -199,6 +199,7 @@ def stop_programs(processes: Sequence[ProcessRecord]) -> None:
     """Stop the cluster's programs in SHUTDOWN_ORDER; raise if any survives."""
     for stage in SHUTDOWN_ORDER:
         stop_all([p for p in processes if p.name in stage])
+    wait_reaped(processes)
 
 
 def loopback_url(scheme: str, port: int) -> str:

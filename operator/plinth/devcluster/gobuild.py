@@ -23,6 +23,7 @@ from plinth.devcluster.versions import ETCD, HELM, KUBERNETES, KWOK, GoSource
 Progress = Callable[[str], None]
 
 HEARTBEAT_SECONDS = 30.0
+STANDARD_GO = Path("/usr/local/go/bin/go")
 
 
 class BuildError(RuntimeError):
@@ -78,9 +79,7 @@ class Recipe(Protocol):
 
 def find_go() -> Path:
     """The go command, from PATH or the standard install folder."""
-    found = shutil.which("go") or next(
-        (str(p) for p in (Path("/usr/local/go/bin/go"),) if p.exists()), None
-    )
+    found = shutil.which("go") or (str(STANDARD_GO) if STANDARD_GO.exists() else None)
     if found is None:
         raise BuildError(
             "the Go toolchain (1.26 or newer) is needed to build the emulated cluster's "

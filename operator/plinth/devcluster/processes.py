@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 LAUNCHER = (
     "import subprocess, sys\n"
@@ -52,12 +53,12 @@ class ProcessRecord:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, object]) -> ProcessRecord:
+    def from_json(cls, data: Mapping[str, Any]) -> ProcessRecord:
         return cls(
             name=str(data["name"]),
-            pid=int(str(data["pid"])),
-            start_ticks=int(str(data["start_ticks"])),
-            log=Path(str(data["log"])),
+            pid=int(data["pid"]),
+            start_ticks=int(data["start_ticks"]),
+            log=Path(data["log"]),
         )
 
 
@@ -117,7 +118,7 @@ def wait_gone(records: Iterable[ProcessRecord], timeout: float) -> list[ProcessR
 def stop_all(records: Sequence[ProcessRecord], grace: float = 15.0) -> None:
     """SIGTERM every program's group, SIGKILL those still there after `grace`, verify all gone.
 
-    Then give init a moment to reap them, so not even a <defunct> entry is left to see.
+    Call `wait_reaped` afterwards to also see them leave the process table.
     """
     for record in records:
         signal_group(record, signal.SIGTERM)
@@ -127,11 +128,11 @@ def stop_all(records: Sequence[ProcessRecord], grace: float = 15.0) -> None:
     if still := wait_gone(survivors, 5.0):
         names = ", ".join(f"{r.name} (pid {r.pid})" for r in still)
         raise StillRunningError(f"these processes survived SIGKILL: {names}")
-    wait_reaped(records, REAP_SECONDS)
 
 
-def wait_reaped(records: Iterable[ProcessRecord], timeout: float) -> None:
-    """Wait (at most `timeout`) until the exited programs have left the process table."""
+def wait_reaped(records: Iterable[ProcessRecord], timeout: float = REAP_SECONDS) -> None:
+    """Wait (at most `timeout`) until exited programs have left the process table, so not
+    even a <defunct> entry is left to see (init reaps them, not us)."""
     deadline = time.monotonic() + timeout
     waiting = list(records)
     while waiting and time.monotonic() < deadline:

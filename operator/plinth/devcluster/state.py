@@ -12,6 +12,7 @@ import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from plinth.devcluster.processes import ProcessRecord
 
@@ -102,15 +103,12 @@ class ClusterRecord:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, object]) -> ClusterRecord:
-        ports = data["ports"]
-        processes = data["processes"]
-        assert isinstance(ports, dict) and isinstance(processes, list)
+    def from_json(cls, data: dict[str, Any]) -> ClusterRecord:
         return cls(
             name=str(data["name"]),
             api_url=str(data["api_url"]),
-            ports=Ports(**ports),
-            processes=tuple(ProcessRecord.from_json(p) for p in processes),
+            ports=Ports(**data["ports"]),
+            processes=tuple(ProcessRecord.from_json(p) for p in data["processes"]),
         )
 
 

@@ -1,0 +1,1 @@
+"""Training-side tests: plinth_client, and the reference trainer run as real local processes."""
