@@ -7,13 +7,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from plinth.api.v1alpha1 import API_GROUP, InvalidSpecError, parse_spec
+from plinth.builders.common import Manifest
+from plinth.builders.trainingjob import render_trainingjob
 
-Manifest = dict[str, Any]
 #: A builder takes a custom resource (metadata and raw spec, already validated) and returns
 #: the children Plinth applies for it.
 Builder = Callable[[Mapping[str, Any]], list[Manifest]]
 
-BUILDERS: dict[str, Builder] = {}
+BUILDERS: dict[str, Builder] = {
+    "TrainingJob": render_trainingjob,
+}
 
 
 class RenderError(Exception):

@@ -27,7 +27,16 @@ FAKE_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 NODE_LEASE_SECONDS = 40
 NODE_IP = "172.18.0.2"
 FRONT_PROXY_CLIENT = "front-proxy-client"
-STAGES = ("node-initialize", "node-heartbeat-with-lease", "pod-ready", "pod-complete", "pod-delete")
+# kwok's stock stages, some changed, and Plinth's own (see stages/README.md).
+STAGES = (
+    "node-initialize",
+    "node-heartbeat-with-lease",
+    "pod-ready",
+    "pod-complete",
+    "pod-fail",
+    "pod-delete",
+    "pod-local-reap",
+)
 
 
 @dataclass(frozen=True)
@@ -203,7 +212,7 @@ def kwok_configuration() -> dict[str, object]:
 
 
 def stage_documents() -> list[str]:
-    """The stock kwok Stages shipped with this package (copies from kwok's kustomize/stage)."""
+    """The kwok Stages shipped with this package: kwok's stock ones (some changed) and Plinth's."""
     folder = resources.files("plinth.devcluster") / "stages"
     return [(folder / f"{stage}.yaml").read_text() for stage in STAGES]
 

@@ -12,10 +12,13 @@ import kopf
 
 from plinth.handlers import automlsweep, modeldeployment, trainingjob
 from plinth.handlers.probes import ProbeState, start_probe_server, stop_probe_server
+from plinth.handlers.workqueue import WorkQueue
+from plinth.kube.client import Kube, load_api_client
 
 REGISTERED_KINDS = (trainingjob.KIND, automlsweep.KIND, modeldeployment.KIND)
 BOOKKEEPING_PREFIX = "kopf.plinth.dev"
 PROBES = ProbeState()
+QUEUES: list[WorkQueue] = []
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,8 @@ class OperatorOptions:
     probe_host: str = "0.0.0.0"
     peering: str | None = None
     verbose: bool = False
+    #: Base URL at which training pods reach the operator's metrics intake (None: off).
+    metrics_base_url: str | None = None
 
 
 def configure_settings(settings: kopf.OperatorSettings) -> None:
@@ -50,10 +55,14 @@ def _install_startup_handlers(options: OperatorOptions) -> None:
         configure_settings(settings)
         await start_probe_server(PROBES, options.probe_host, options.probe_port)
         logging.getLogger("plinth").info("probes and metrics on port %d", PROBES.port)
+        kube = Kube(api=load_api_client())
+        QUEUES.append(trainingjob.start_controller(kube, options.metrics_base_url))
 
     @kopf.on.cleanup()
     async def stop_probes(**_: Any) -> None:
         PROBES.ready = False
+        for queue in QUEUES:
+            await queue.stop()
         await stop_probe_server(PROBES)
 
 

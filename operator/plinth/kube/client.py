@@ -1,0 +1,222 @@
+"""The operator's one door to the API server: server-side apply, deletes, status patches, reads.
+
+Every write goes through server-side apply under the single field manager `plinth`, so the
+API server merges, and drift is corrected by the next reconcile. An apply whose manifest
+has not changed since the last successful one is skipped for a while (it would be a no-op
+on the server), which keeps a steady cluster quiet.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import NotFoundError
+
+FIELD_MANAGER = "plinth"
+#: A skipped apply is sent anyway after this long, so drift made by others is undone.
+REAPPLY_AFTER_SECONDS = 600.0
+
+Manifest = dict[str, Any]
+
+
+def load_api_client(kubeconfig: Path | None = None) -> client.ApiClient:
+    """An API client from the in-cluster service account, or a kubeconfig file."""
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)
+    except config.ConfigException:
+        config.load_kube_config(
+            config_file=str(kubeconfig) if kubeconfig else None,
+            client_configuration=configuration,
+        )
+    configuration.connection_pool_maxsize = 32
+    return client.ApiClient(configuration)
+
+
+def _fingerprint(manifest: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+
+
+def _object_key(manifest: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    metadata = manifest["metadata"]
+    return (
+        str(manifest["apiVersion"]),
+        str(manifest["kind"]),
+        str(metadata.get("namespace", "")),
+        str(metadata["name"]),
+    )
+
+
+@dataclass
+class Kube:
+    """Thread-safe helpers over one API client; the only place Plinth writes to the cluster."""
+
+    api: client.ApiClient
+    _dynamic: DynamicClient | None = field(default=None, repr=False)
+    _applied: dict[tuple[str, str, str, str], tuple[str, float]] = field(
+        default_factory=dict, repr=False
+    )
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    requests: int = 0
+
+    @property
+    def dynamic(self) -> DynamicClient:
+        with self._lock:
+            if self._dynamic is None:
+                self._dynamic = DynamicClient(self.api)
+            return self._dynamic
+
+    def _resource(self, api_version: str, kind: str) -> Any:
+        return self.dynamic.resources.get(api_version=api_version, kind=kind)
+
+    def _recently_sent(self, key: tuple[str, str, str, str], fingerprint: str) -> bool:
+        with self._lock:
+            previous = self._applied.get(key)
+        return (
+            previous is not None
+            and previous[0] == fingerprint
+            and time.monotonic() - previous[1] < REAPPLY_AFTER_SECONDS
+        )
+
+    def apply(self, manifest: Manifest) -> bool:
+        """Server-side apply `manifest`; False when skipped as unchanged."""
+        key, fingerprint = _object_key(manifest), _fingerprint(manifest)
+        if self._recently_sent(key, fingerprint):
+            return False
+        resource = self._resource(manifest["apiVersion"], manifest["kind"])
+        self.requests += 1
+        self.dynamic.server_side_apply(
+            resource, body=manifest, field_manager=FIELD_MANAGER, force_conflicts=True
+        )
+        with self._lock:
+            self._applied[key] = (fingerprint, time.monotonic())
+        return True
+
+    def merge_patch(self, manifest: Manifest) -> bool:
+        """Merge-patch the fields in `manifest` (for objects whose other fields are immutable).
+
+        Skipped, like `apply`, when the same patch was sent recently.
+        """
+        key, fingerprint = _object_key(manifest), _fingerprint(manifest)
+        if self._recently_sent(key, fingerprint):
+            return False
+        resource = self._resource(manifest["apiVersion"], manifest["kind"])
+        self.requests += 1
+        self.dynamic.patch(
+            resource,
+            body=manifest,
+            content_type="application/merge-patch+json",
+            field_manager=FIELD_MANAGER,
+        )
+        with self._lock:
+            self._applied[key] = (fingerprint, time.monotonic())
+        return True
+
+    def forget(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        """Drop the apply cache of an object (after it was deleted)."""
+        with self._lock:
+            self._applied.pop((api_version, kind, namespace, name), None)
+
+    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
+        """Delete an object with background propagation; False when it was already gone."""
+        self.forget(api_version, kind, namespace, name)
+        resource = self._resource(api_version, kind)
+        self.requests += 1
+        try:
+            self.dynamic.delete(
+                resource,
+                name=name,
+                namespace=namespace,
+                body={"propagationPolicy": "Background"},
+            )
+        except NotFoundError:
+            return False
+        return True
+
+    def patch_status(
+        self, api_version: str, kind: str, namespace: str, name: str, status: Manifest
+    ) -> None:
+        """Merge-patch the status subresource."""
+        resource = self._resource(api_version, kind).subresources["status"]
+        self.requests += 1
+        self.dynamic.patch(
+            resource,
+            body={"status": status},
+            name=name,
+            namespace=namespace,
+            content_type="application/merge-patch+json",
+        )
+
+    def post_event(
+        self, involved: Mapping[str, Any], event_type: str, reason: str, message: str
+    ) -> None:
+        """Record a Kubernetes Event on `involved` (apiVersion, kind, metadata)."""
+        metadata = involved["metadata"]
+        now = datetime.now(UTC)
+        event = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(
+                generate_name=f"{metadata['name']}.", namespace=metadata["namespace"]
+            ),
+            involved_object=client.V1ObjectReference(
+                api_version=involved["apiVersion"],
+                kind=involved["kind"],
+                name=metadata["name"],
+                namespace=metadata["namespace"],
+                uid=metadata.get("uid"),
+            ),
+            type=event_type,
+            reason=reason,
+            message=message[:1024],
+            first_timestamp=now,
+            last_timestamp=now,
+            count=1,
+            source=client.V1EventSource(component=FIELD_MANAGER),
+            reporting_component=f"{FIELD_MANAGER}.dev/operator",
+            reporting_instance=FIELD_MANAGER,
+        )
+        self.requests += 1
+        client.CoreV1Api(self.api).create_namespaced_event(metadata["namespace"], event)
+
+    def read_secret_value(self, namespace: str, name: str, key: str) -> str | None:
+        """A Secret's value as text, or None when the Secret or key is absent."""
+        core = client.CoreV1Api(self.api)
+        self.requests += 1
+        try:
+            secret = core.read_namespaced_secret(name, namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        encoded = (secret.data or {}).get(key)
+        if encoded is None:
+            return None
+        return base64.b64decode(encoded).decode()
+
+    def list_objects(
+        self, api_version: str, kind: str, *, namespace: str | None = None, **selectors: str
+    ) -> list[Manifest]:
+        """Objects as the API server writes them (camelCase), filtered by selectors."""
+        resource = self._resource(api_version, kind)
+        self.requests += 1
+        found = self.dynamic.get(resource, namespace=namespace, **selectors)
+        return list(found.to_dict()["items"])
+
+    def list_nodes(self) -> list[Manifest]:
+        return self.list_objects("v1", "Node")
+
+    def list_active_pods(self) -> list[Manifest]:
+        """Pods that may hold node resources (not Succeeded or Failed), cluster-wide."""
+        selector = "status.phase!=Succeeded,status.phase!=Failed"
+        return self.list_objects("v1", "Pod", field_selector=selector)

@@ -1,0 +1,138 @@
+"""TrainingJobs end to end: the operator process, the real API server, kwok GPU nodes.
+
+What a user would see with `kubectl`: children created and owned, the job Running and
+Succeeded, a gang that cannot fit released whole with the reason, suspend and resume, and
+deletion that leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from plinth.devcluster import ClusterInfo
+from plinth.devcluster.waiting import wait_for
+from tests.plinth_testing import OperatorProcess, condition, kubectl, kubectl_json
+
+
+def create_job(cluster: ClusterInfo, namespace: str, name: str, **spec: Any) -> None:
+    document = {
+        "apiVersion": "plinth.dev/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"image": "ghcr.io/acme/train:1", "nodes": 2, "resources": {"gpus": 8}, **spec},
+    }
+    kubectl(cluster, "apply", "-f", "-", input_text=json.dumps(document))
+
+
+def trainingjob(cluster: ClusterInfo, namespace: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = kubectl_json(cluster, "-n", namespace, "get", "trainingjob", name)
+    return found
+
+
+def phase(cluster: ClusterInfo, namespace: str, name: str) -> str | None:
+    return trainingjob(cluster, namespace, name).get("status", {}).get("phase")
+
+
+def children(cluster: ClusterInfo, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
+    selector = f"plinth.dev/job-name={name}"
+    items: list[dict[str, Any]] = kubectl_json(
+        cluster, "-n", namespace, "get", kind, "-l", selector
+    )["items"]
+    return items
+
+
+def active_pods(cluster: ClusterInfo, namespace: str, name: str) -> list[dict[str, Any]]:
+    return [
+        pod
+        for pod in children(cluster, namespace, "pods", name)
+        if pod["status"].get("phase") in ("Pending", "Running")
+    ]
+
+
+def test_a_two_node_gpu_job_runs_and_succeeds_with_owned_children(
+    operator: OperatorProcess, cluster: ClusterInfo, namespace: str
+) -> None:
+    create_job(cluster, namespace, "llm")
+    wait_for(lambda: phase(cluster, namespace, "llm") == "Succeeded", what="Succeeded", timeout=60)
+    job = trainingjob(cluster, namespace, "llm")
+    status = job["status"]
+    assert (status["nodes"], status["gpus"], status["restarts"]) == (2, 16, 0)
+    assert status["workers"]["succeeded"] == 2
+    assert condition(job, "Succeeded")["status"] == "True"  # type: ignore[index]
+    assert status["completionTime"]
+    uid = job["metadata"]["uid"]
+    for kind in ("jobs", "services", "secrets"):
+        (child,) = children(cluster, namespace, kind, "llm")
+        assert child["metadata"]["ownerReferences"][0]["uid"] == uid
+    (attempt,) = children(cluster, namespace, "jobs", "llm")
+    assert attempt["metadata"]["name"] == "llm-r0"
+    events = kubectl_json(
+        cluster, "-n", namespace, "get", "events", "--field-selector", "involvedObject.name=llm"
+    )["items"]
+    assert {"AllWorkersSucceeded"} <= {event["reason"] for event in events}
+
+
+def test_a_gang_that_cannot_fit_is_released_and_says_why(
+    operator: OperatorProcess, cluster: ClusterInfo, namespace: str
+) -> None:
+    create_job(cluster, namespace, "huge", nodes=6, scheduling={"scheduleTimeoutSeconds": 10})
+
+    def released() -> bool:
+        job = trainingjob(cluster, namespace, "huge")
+        scheduled = condition(job, "Scheduled") or {}
+        return scheduled.get("reason") == "GangTimeout"
+
+    wait_for(released, what="the gang released", timeout=60)
+    message = condition(trainingjob(cluster, namespace, "huge"), "Scheduled")["message"]  # type: ignore[index]
+    assert "needs 6 nodes x 8 nvidia.com/gpu; 4 fit" in message
+    wait_for(
+        lambda: not active_pods(cluster, namespace, "huge"),
+        what="no worker holding a GPU",
+        timeout=30,
+    )
+    assert phase(cluster, namespace, "huge") == "Pending"
+
+
+def test_suspend_stops_every_worker_and_resume_starts_them(
+    operator: OperatorProcess, cluster: ClusterInfo, namespace: str
+) -> None:
+    create_job(cluster, namespace, "paused", suspend=True)
+    wait_for(
+        lambda: phase(cluster, namespace, "paused") == "Suspended", what="Suspended", timeout=30
+    )
+    (attempt,) = children(cluster, namespace, "jobs", "paused")
+    assert attempt["spec"]["suspend"] is True
+    assert not active_pods(cluster, namespace, "paused")
+    kubectl(
+        cluster,
+        "-n",
+        namespace,
+        "patch",
+        "trainingjob",
+        "paused",
+        "--type=merge",
+        "-p",
+        '{"spec":{"suspend":false}}',
+    )
+    wait_for(
+        lambda: phase(cluster, namespace, "paused") == "Succeeded",
+        what="resumed and done",
+        timeout=60,
+    )
+
+
+def test_deleting_a_job_removes_every_child(
+    operator: OperatorProcess, cluster: ClusterInfo, namespace: str
+) -> None:
+    create_job(cluster, namespace, "doomed", suspend=True)
+    wait_for(lambda: children(cluster, namespace, "jobs", "doomed"), what="children", timeout=30)
+    kubectl(cluster, "-n", namespace, "delete", "trainingjob", "doomed", "--wait=true")
+
+    def all_gone() -> bool:
+        return not any(
+            children(cluster, namespace, kind, "doomed")
+            for kind in ("jobs", "pods", "services", "secrets")
+        )
+
+    wait_for(all_gone, what="every child garbage-collected", timeout=60)

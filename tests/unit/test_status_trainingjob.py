@@ -1,0 +1,248 @@
+"""The TrainingJob planner: what a user would read in status, and what the operator would do."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from plinth.api.v1alpha1 import TrainingJobSpec, TrainingJobStatus, parse_spec
+from plinth.status.trainingjob import JobIdentity, TrainingJobPlan, plan_trainingjob
+from plinth.status.trainingjob_observed import (
+    AttemptFailure,
+    CarriedCounts,
+    FailureKind,
+    ObservedAttempt,
+    ObservedTrainingJob,
+    ObservedWorker,
+    WorkerPhase,
+)
+
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+IDENTITY = JobIdentity(name="llm", generation=1, created=T0)
+
+
+def spec(**changes: Any) -> TrainingJobSpec:
+    base: dict[str, Any] = {
+        "image": "ghcr.io/acme/train:1",
+        "nodes": 2,
+        "resources": {"gpus": 8},
+    }
+    return parse_spec("TrainingJob", {**base, **changes})
+
+
+def worker(index: int, phase: WorkerPhase = WorkerPhase.RUNNING, **changes: Any) -> ObservedWorker:
+    scheduled = phase != WorkerPhase.PENDING
+    defaults: dict[str, Any] = {
+        "node_name": f"gpu-node-{index}" if scheduled else None,
+        "start_time": T0 if scheduled else None,
+    }
+    return ObservedWorker(index=index, phase=phase, **{**defaults, **changes})
+
+
+def attempt(number: int = 0, *workers: ObservedWorker, **changes: Any) -> ObservedAttempt:
+    return ObservedAttempt(attempt=number, created=T0, workers=workers, **changes)
+
+
+def running(number: int = 0, **changes: Any) -> ObservedAttempt:
+    return attempt(number, worker(0), worker(1), **changes)
+
+
+def plan(
+    observed: ObservedAttempt | tuple[ObservedAttempt, ...] | None,
+    *,
+    job: TrainingJobSpec | None = None,
+    previous: TrainingJobStatus | None = None,
+    at: datetime = T0 + timedelta(seconds=10),
+    nodes_that_fit: int | None = None,
+) -> TrainingJobPlan:
+    attempts = observed if isinstance(observed, tuple) else ((observed,) if observed else ())
+    return plan_trainingjob(
+        job or spec(),
+        IDENTITY,
+        previous or TrainingJobStatus(),
+        ObservedTrainingJob(attempts=attempts, nodes_that_fit=nodes_that_fit),
+        at,
+    )
+
+
+def condition(result: TrainingJobPlan, kind: str) -> tuple[str, str, str]:
+    found = next(c for c in result.status.conditions if c.type == kind)
+    return found.status.value, found.reason, found.message
+
+
+def test_a_new_job_creates_attempt_zero() -> None:
+    result = plan(None)
+    assert result.apply is not None
+    assert (result.apply.attempt, result.apply.suspend) == (0, False)
+    assert result.status.phase == "Pending"
+    assert result.status.nodes == 2
+    assert result.status.gpus == 16
+    assert condition(result, "Accepted")[0] == "True"
+
+
+def test_suspended_and_queued_jobs_start_suspended() -> None:
+    assert plan(None, job=spec(suspend=True)).apply.suspend  # type: ignore[union-attr]
+    assert plan(None, job=spec(queueName="team-a")).apply.suspend  # type: ignore[union-attr]
+
+
+def test_all_workers_running_is_running_with_start_time_and_gpu_seconds() -> None:
+    result = plan(running())
+    assert result.status.phase == "Running"
+    assert condition(result, "Running")[0] == "True"
+    assert condition(result, "Scheduled")[0] == "True"
+    assert result.status.start_time == T0
+    assert result.status.workers.running == 2
+    assert result.status.gpu_seconds == 2 * 10 * 8
+    assert result.apply is not None and not result.apply.suspend
+
+
+def test_workers_waiting_for_placement_are_pending_with_the_reason() -> None:
+    stuck = worker(1, WorkerPhase.PENDING, unschedulable_message="0/4 nodes are available")
+    result = plan(attempt(0, worker(0), stuck), nodes_that_fit=1)
+    assert result.status.phase == "Pending"
+    status, reason, message = condition(result, "Scheduled")
+    assert (status, reason) == ("False", "Unschedulable")
+    assert "needs 2 nodes x 8 nvidia.com/gpu; 1 fit" in message
+    assert result.wants_capacity
+    assert result.apply is not None and not result.apply.suspend
+
+
+def test_a_gang_that_does_not_fit_in_time_is_released_whole() -> None:
+    stuck = worker(1, WorkerPhase.PENDING, unschedulable_message="Insufficient nvidia.com/gpu")
+    later = T0 + timedelta(seconds=301)
+    result = plan(attempt(0, worker(0), stuck), at=later, nodes_that_fit=1)
+    assert result.apply is not None
+    assert result.apply.suspend
+    assert result.apply.gang_released_at == later
+    status, reason, message = condition(result, "Scheduled")
+    assert (status, reason) == ("False", "GangTimeout")
+    assert "needs 2 nodes x 8 nvidia.com/gpu; 1 fit" in message
+
+
+def test_a_released_gang_is_retried_after_the_same_wait() -> None:
+    released = T0 + timedelta(seconds=301)
+    observed = attempt(0, suspended=True, gang_released_at=released)
+    waiting = plan(observed, at=released + timedelta(seconds=10))
+    assert waiting.apply is not None and waiting.apply.suspend
+    retry = plan(observed, at=released + timedelta(seconds=300))
+    assert retry.apply is not None
+    assert not retry.apply.suspend
+    assert retry.apply.gang_released_at is None
+
+
+def test_gang_timeout_fails_the_job_when_asked() -> None:
+    stuck = worker(1, WorkerPhase.PENDING, unschedulable_message="Insufficient nvidia.com/gpu")
+    job = spec(scheduling={"scheduleTimeoutSeconds": 60, "onTimeout": "fail"})
+    result = plan(attempt(0, worker(0), stuck), job=job, at=T0 + timedelta(seconds=61))
+    assert result.status.phase == "Failed"
+    assert condition(result, "Failed")[1] == "Unschedulable"
+    assert result.apply is not None and result.apply.suspend
+
+
+def test_all_workers_done_is_succeeded_then_deleted_after_ttl() -> None:
+    done = attempt(
+        0,
+        worker(0, WorkerPhase.SUCCEEDED, finish_time=T0 + timedelta(seconds=5)),
+        worker(1, WorkerPhase.SUCCEEDED, finish_time=T0 + timedelta(seconds=5)),
+        completed=True,
+        completion_time=T0 + timedelta(seconds=5),
+    )
+    result = plan(done, job=spec(ttlSecondsAfterFinished=60))
+    assert result.status.phase == "Succeeded"
+    assert result.status.completion_time == T0 + timedelta(seconds=5)
+    assert result.status.gpu_seconds == 2 * 5 * 8
+    assert not result.delete_trainingjob
+    later = plan(
+        done,
+        job=spec(ttlSecondsAfterFinished=60),
+        previous=result.status,
+        at=T0 + timedelta(seconds=66),
+    )
+    assert later.delete_trainingjob
+
+
+def crashed(number: int = 0, failures: int = 0, **changes: Any) -> ObservedAttempt:
+    failure = AttemptFailure(FailureKind.CRASHED, "worker 1 exited with code 1", exit_code=1)
+    done = worker(0, WorkerPhase.FAILED, finish_time=T0 + timedelta(seconds=4))
+    failed = worker(1, WorkerPhase.FAILED, exit_code=1, finish_time=T0 + timedelta(seconds=4))
+    carried = CarriedCounts(failures=failures)
+    return attempt(number, done, failed, failure=failure, carried=carried, **changes)
+
+
+def test_a_worker_failure_restarts_the_whole_gang_counting_a_restart() -> None:
+    result = plan(crashed())
+    assert result.status.phase == "Restarting"
+    assert result.apply is not None
+    assert result.apply.attempt == 1
+    assert result.apply.carried.failures == 1
+    assert result.apply.carried.gpu_seconds == 2 * 4 * 8
+    assert condition(result, "Restarting")[0] == "True"
+
+
+def test_the_restart_waits_until_the_failed_gang_has_stopped() -> None:
+    still_running = replace(crashed(), workers=(worker(0), worker(1, WorkerPhase.FAILED)))
+    result = plan(still_running)
+    assert result.apply is not None
+    assert (result.apply.attempt, result.apply.suspend) == (0, True)
+
+
+def test_backoff_limit_reached_fails_the_job() -> None:
+    result = plan(crashed(3, failures=3), job=spec(restartPolicy={"backoffLimit": 3}))
+    assert result.status.phase == "Failed"
+    status, reason, message = condition(result, "Failed")
+    assert (status, reason) == ("True", "BackoffLimitExceeded")
+    assert "exited with code 1" in message
+
+
+def test_preemption_restarts_without_using_the_backoff_limit() -> None:
+    preempted = AttemptFailure(FailureKind.PREEMPTED, "node gpu-node-1 was lost")
+    observed = replace(crashed(), failure=preempted)
+    result = plan(observed, job=spec(restartPolicy={"backoffLimit": 0}))
+    assert result.apply is not None
+    assert result.apply.attempt == 1
+    assert (result.apply.carried.failures, result.apply.carried.preemptions) == (0, 1)
+
+
+def test_a_permanent_exit_code_fails_at_once_naming_the_code() -> None:
+    permanent = AttemptFailure(FailureKind.PERMANENT, "worker 1 exited with code 2", exit_code=2)
+    result = plan(
+        replace(crashed(), failure=permanent), job=spec(restartPolicy={"permanentExitCodes": [2]})
+    )
+    assert result.status.phase == "Failed"
+    assert condition(result, "Failed")[1] == "PermanentExitCode"
+    assert "code 2" in condition(result, "Failed")[2]
+    assert result.apply is None
+
+
+def test_counters_come_from_the_newest_attempt() -> None:
+    carried = CarriedCounts(failures=1, preemptions=2, gpu_seconds=100.0, start_time=T0)
+    result = plan((crashed(0), running(3, carried=carried)))
+    assert (result.status.restarts, result.status.preemptions) == (1, 2)
+    assert result.status.gpu_seconds == 100.0 + 2 * 10 * 8
+    assert result.delete_attempts == (0,)
+
+
+def test_spec_suspend_stops_every_worker() -> None:
+    result = plan(running(), job=spec(suspend=True))
+    assert result.status.phase == "Suspended"
+    assert condition(result, "Suspended")[0] == "True"
+    assert result.apply is not None and result.apply.suspend
+
+
+def test_deadline_exceeded_fails_and_releases_the_gang() -> None:
+    result = plan(running(), job=spec(activeDeadlineSeconds=60), at=T0 + timedelta(seconds=61))
+    assert result.status.phase == "Failed"
+    assert condition(result, "Failed")[1] == "DeadlineExceeded"
+    assert result.apply is not None and result.apply.suspend
+
+
+def test_a_finished_job_never_starts_again() -> None:
+    failed = plan(crashed(3, failures=3), job=spec(restartPolicy={"backoffLimit": 3}))
+    again = plan((), previous=failed.status, at=T0 + timedelta(seconds=20))
+    assert again.apply is None
+    assert again.status == failed.status
+
+
+def test_planning_is_deterministic() -> None:
+    assert plan(crashed()) == plan(crashed())
