@@ -92,7 +92,17 @@ def start_operator(kubeconfig: Path, log: Path, *extra_args: str) -> OperatorPro
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
     with log.open("ab") as stream:
         process = subprocess.Popen(
-            [sys.executable, "-m", "plinth", "run", "--probe-port", str(port), *extra_args],
+            [
+                sys.executable,
+                "-m",
+                "plinth",
+                "run",
+                "--probe-port",
+                str(port),
+                "--metrics-base-url",
+                f"http://127.0.0.1:{port}",
+                *extra_args,
+            ],
             env=env,
             stdout=stream,
             stderr=subprocess.STDOUT,

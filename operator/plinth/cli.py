@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ def _run_operator(args: argparse.Namespace) -> int:
         probe_port=args.probe_port,
         peering=args.peering,
         verbose=args.verbose,
+        metrics_base_url=args.metrics_base_url,
     )
     run_operator(options)
     return 0
@@ -69,6 +71,15 @@ def _add_operator_commands(subparsers: argparse._SubParsersAction[argparse.Argum
         "--peering",
         default=None,
         help="Kopf peering name for a single active replica (in-cluster); default: standalone",
+    )
+    run.add_argument(
+        "--metrics-base-url",
+        default=os.environ.get("PLINTH_METRICS_BASE_URL"),
+        help=(
+            "URL at which training pods reach this operator's probe port, e.g. "
+            "http://plinth-metrics.plinth-system.svc:8080 (env PLINTH_METRICS_BASE_URL); "
+            "unset: pods get no metrics endpoint"
+        ),
     )
     run.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     run.set_defaults(func=_run_operator)

@@ -75,9 +75,11 @@ def create_job(api: client.ApiClient, namespace: str, manifest: dict[str, Any]) 
 
 def job_pods(api: client.ApiClient, namespace: str, job: str) -> list[client.V1Pod]:
     """The Job's pods, ordered by completion index."""
-    pods = client.CoreV1Api(api).list_namespaced_pod(
-        namespace, label_selector=f"{JOB_NAME_LABEL}={job}"
-    ).items
+    pods = (
+        client.CoreV1Api(api)
+        .list_namespaced_pod(namespace, label_selector=f"{JOB_NAME_LABEL}={job}")
+        .items
+    )
     return sorted(pods, key=lambda pod: int(pod.metadata.annotations[INDEX_ANNOTATION]))
 
 
@@ -311,7 +313,9 @@ def test_deleting_a_node_fails_its_pods_with_disruption_target_and_jobs_see_it(
     }
     for name, policy in policies.items():
         spec = {"backoffLimit": 3, "podFailurePolicy": policy}
-        create_job(api_client, namespace, job_manifest(name, forever, spec=spec, pod_spec=on_node(node)))
+        create_job(
+            api_client, namespace, job_manifest(name, forever, spec=spec, pod_spec=on_node(node))
+        )
     create_job(
         api_client,
         namespace,
@@ -342,9 +346,7 @@ def test_deleting_a_node_fails_its_pods_with_disruption_target_and_jobs_see_it(
         return pod["spec"].get("nodeName") == node
 
     marked = [
-        pod
-        for _, pod in history.states(was_on_node)
-        if pod["status"].get("phase") == "Failed"
+        pod for _, pod in history.states(was_on_node) if pod["status"].get("phase") == "Failed"
     ]
     assert {pod["metadata"]["labels"][JOB_NAME_LABEL] for pod in marked} == set(policies) | {
         "no-policy"

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from plinth import cli
-from plinth.api.v1alpha1 import TrainingJobSpec, parse_spec
+from plinth.api.v1alpha1 import InvalidSpecError, TrainingJobSpec, parse_spec
 from plinth.builders.render import BUILDERS
 from plinth.builders.trainingjob import (
     ANNOTATION_COMPLETION_INDEX,
@@ -271,13 +271,11 @@ def test_user_variables_come_first() -> None:
     assert len(names) == len(set(names))
 
 
-def test_a_user_variable_plinth_also_sets_gives_way() -> None:
-    # LOCAL_RANK is not among the names the API refuses, yet Plinth sets it (1 proc/node).
-    spec = {**cpu_spec(), "env": [{"name": "LOCAL_RANK", "value": "7"}]}
-    env = worker(build(spec))["env"]
-    assert [item for item in env if item["name"] == "LOCAL_RANK"] == [
-        {"name": "LOCAL_RANK", "value": "0"}
-    ]
+@pytest.mark.parametrize("name", ["LOCAL_RANK", "PET_RDZV_ENDPOINT", "PET_MAX_RESTARTS"])
+def test_every_variable_plinth_sets_is_refused_in_user_env(name: str) -> None:
+    spec = {**cpu_spec(), "env": [{"name": name, "value": "7"}]}
+    with pytest.raises(InvalidSpecError, match=r"spec\.env"):
+        parse_spec("TrainingJob", spec)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -10,7 +10,7 @@ from typing import Any
 
 import kopf
 
-from plinth.handlers import automlsweep, modeldeployment, trainingjob
+from plinth.handlers import automlsweep, modeldeployment, trainingjob, trainingjob_reports
 from plinth.handlers.probes import ProbeState, start_probe_server, stop_probe_server
 from plinth.handlers.workqueue import WorkQueue
 from plinth.kube.client import Kube, load_api_client
@@ -53,7 +53,9 @@ def _install_startup_handlers(options: OperatorOptions) -> None:
     @kopf.on.startup()
     async def start_probes(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure_settings(settings)
-        await start_probe_server(PROBES, options.probe_host, options.probe_port)
+        await start_probe_server(
+            PROBES, options.probe_host, options.probe_port, trainingjob_reports.ROUTES
+        )
         logging.getLogger("plinth").info("probes and metrics on port %d", PROBES.port)
         kube = Kube(api=load_api_client())
         QUEUES.append(trainingjob.start_controller(kube, options.metrics_base_url))

@@ -1,8 +1,8 @@
-"""The operator's HTTP endpoints: liveness (/healthz), readiness (/readyz) and /metrics."""
+"""The operator's HTTP server: liveness (/healthz), readiness (/readyz), /metrics, intakes."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -38,12 +38,19 @@ async def _metrics(_request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def start_probe_server(state: ProbeState, host: str, port: int) -> None:
-    """Serve the probes on host:port (port 0 picks a free one, recorded in state.port)."""
-    app = web.Application()
+Route = tuple[str, str, Callable[[web.Request], Awaitable[web.Response]]]
+
+
+async def start_probe_server(
+    state: ProbeState, host: str, port: int, extra_routes: Sequence[Route] = ()
+) -> None:
+    """Serve the probes (and `extra_routes`) on host:port; port 0 picks a free one."""
+    app = web.Application(client_max_size=1024 * 1024)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz_handler(state))
     app.router.add_get("/metrics", _metrics)
+    for method, path, handler in extra_routes:
+        app.router.add_route(method, path, handler)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host=host, port=port)

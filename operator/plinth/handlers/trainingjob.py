@@ -29,6 +29,7 @@ from plinth.api.v1alpha1 import (
     parse_status,
 )
 from plinth.api.v1alpha1.common import Condition, ConditionStatus
+from plinth.api.v1alpha1.trainingjob import CheckpointRecord, ReportedMetrics
 from plinth.builders.trainingjob import LABEL_JOB_NAME
 from plinth.handlers.metrics import observe_reconcile
 from plinth.handlers.workqueue import Key, WorkQueue
@@ -41,6 +42,7 @@ from plinth.kube.trainingjob import (
     observe_trainingjob,
     parse_time,
 )
+from plinth.status.reported import with_report
 from plinth.status.trainingjob import (
     JobIdentity,
     TrainingJobPlan,
@@ -65,6 +67,8 @@ class TrainingJobController:
     metrics_base_url: str | None = None
     tokens: dict[str, str] = field(default_factory=dict)
     indexes: Mapping[str, kopf.Index[Key, Any]] | None = None
+    reports: dict[Key, ReportedMetrics] = field(default_factory=dict)
+    checkpoints: dict[Key, CheckpointRecord] = field(default_factory=dict)
 
 
 CONTROLLER = TrainingJobController()
@@ -118,6 +122,8 @@ async def trainingjob_changed(
 ) -> None:
     if type == "DELETED":
         CONTROLLER.tokens.pop(uid, None)
+        CONTROLLER.reports.pop((namespace or "", name), None)
+        CONTROLLER.checkpoints.pop((namespace or "", name), None)
         if CONTROLLER.queue is not None:
             CONTROLLER.queue.forget((namespace or "", name))
         return
@@ -143,7 +149,7 @@ class Snapshot:
     pods: tuple[Mapping[str, Any], ...]
 
 
-def _previous_status(body: Mapping[str, Any]) -> TrainingJobStatus:
+def previous_status(body: Mapping[str, Any]) -> TrainingJobStatus:
     try:
         return parse_status(KIND, body.get("status"))
     except InvalidStatusError:
@@ -170,7 +176,7 @@ def _plan(kube: Kube, spec: TrainingJobSpec, snapshot: Snapshot) -> TrainingJobP
     """Plan once; when a gang is stuck, count the nodes that could take a worker and replan."""
     body, now = snapshot.body, datetime.now(UTC)
     observed = observe_trainingjob(snapshot.jobs, snapshot.pods)
-    args = (spec, _identity(body), _previous_status(body))
+    args = (spec, _identity(body), previous_status(body))
     plan = plan_trainingjob(*args, observed, now)
     if plan.wants_capacity:
         fit = nodes_that_fit(spec, _ref(body), kube.list_nodes(), kube.list_active_pods())
@@ -189,7 +195,7 @@ def _transitions(before: tuple[Condition, ...], after: tuple[Condition, ...]) ->
 
 
 def _write_status(kube: Kube, body: Mapping[str, Any], status: TrainingJobStatus) -> None:
-    previous = _previous_status(body)
+    previous = previous_status(body)
     if status == previous:
         return
     metadata = body["metadata"]
@@ -216,7 +222,7 @@ def reconcile_snapshot(kube: Kube, snapshot: Snapshot) -> float | None:
         spec = parse_spec(KIND, body.get("spec") or {})
     except InvalidSpecError as error:
         status = invalid_spec_status(
-            _previous_status(body), _identity(body), str(error), datetime.now(UTC)
+            previous_status(body), _identity(body), str(error), datetime.now(UTC)
         )
         _write_status(kube, body, status)
         return None
@@ -237,11 +243,13 @@ def reconcile_snapshot(kube: Kube, snapshot: Snapshot) -> float | None:
         token=token,
         metrics_base_url=CONTROLLER.metrics_base_url,
     )
-    _write_status(kube, body, plan.status)
+    key = (ref.namespace, ref.name)
+    status = with_report(plan.status, CONTROLLER.reports.get(key), CONTROLLER.checkpoints.get(key))
+    _write_status(kube, body, status)
     return min(plan.check_again_after or RESYNC_SECONDS, RESYNC_SECONDS)
 
 
-def _snapshot(key: Key) -> Snapshot | None:
+def snapshot_of(key: Key) -> Snapshot | None:
     indexes = CONTROLLER.indexes
     if indexes is None:
         return None
@@ -259,7 +267,7 @@ def start_controller(kube: Kube, metrics_base_url: str | None) -> WorkQueue:
     """Start the TrainingJob workers; watch events enqueue keys from then on."""
 
     async def reconcile(key: Key) -> float | None:
-        snapshot = _snapshot(key)
+        snapshot = snapshot_of(key)
         if snapshot is None:
             return None
         with observe_reconcile(KIND):
