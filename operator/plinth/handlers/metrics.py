@@ -31,6 +31,19 @@ RECONCILE_SECONDS = Histogram(
 )
 
 
+API_REQUESTS = Counter(
+    "plinth_api_requests",
+    "Requests the operator's reconciles sent to the API server, by verb.",
+    ["verb"],
+    registry=REGISTRY,
+)
+
+
+def count_api_request(verb: str) -> None:
+    """Hook for the kube layer: count one request."""
+    API_REQUESTS.labels(verb=verb).inc()
+
+
 class ReconcileOutcome:
     """Mutable result label of one reconcile, set by the handler before it returns."""
 

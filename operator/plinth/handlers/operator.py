@@ -11,6 +11,7 @@ from typing import Any
 import kopf
 
 from plinth.handlers import automlsweep, modeldeployment, trainingjob, trainingjob_reports
+from plinth.handlers.metrics import count_api_request
 from plinth.handlers.probes import ProbeState, start_probe_server, stop_probe_server
 from plinth.handlers.workqueue import WorkQueue
 from plinth.kube.client import Kube, load_api_client
@@ -57,7 +58,7 @@ def _install_startup_handlers(options: OperatorOptions) -> None:
             PROBES, options.probe_host, options.probe_port, trainingjob_reports.ROUTES
         )
         logging.getLogger("plinth").info("probes and metrics on port %d", PROBES.port)
-        kube = Kube(api=load_api_client())
+        kube = Kube(api=load_api_client(), on_request=count_api_request)
         QUEUES.append(trainingjob.start_controller(kube, options.metrics_base_url))
 
     @kopf.on.cleanup()

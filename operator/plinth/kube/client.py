@@ -13,7 +13,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,7 +69,15 @@ class Kube:
         default_factory=dict, repr=False
     )
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: Called with the verb of every request sent (for the operator's own metrics).
+    on_request: Callable[[str], None] | None = field(default=None, repr=False)
     requests: int = 0
+
+    def _count(self, verb: str) -> None:
+        with self._lock:
+            self.requests += 1
+        if self.on_request is not None:
+            self.on_request(verb)
 
     @property
     def dynamic(self) -> DynamicClient:
@@ -96,7 +104,7 @@ class Kube:
         if self._recently_sent(key, fingerprint):
             return False
         resource = self._resource(manifest["apiVersion"], manifest["kind"])
-        self.requests += 1
+        self._count("apply")
         self.dynamic.server_side_apply(
             resource, body=manifest, field_manager=FIELD_MANAGER, force_conflicts=True
         )
@@ -113,7 +121,7 @@ class Kube:
         if self._recently_sent(key, fingerprint):
             return False
         resource = self._resource(manifest["apiVersion"], manifest["kind"])
-        self.requests += 1
+        self._count("patch")
         self.dynamic.patch(
             resource,
             body=manifest,
@@ -133,7 +141,7 @@ class Kube:
         """Delete an object with background propagation; False when it was already gone."""
         self.forget(api_version, kind, namespace, name)
         resource = self._resource(api_version, kind)
-        self.requests += 1
+        self._count("delete")
         try:
             self.dynamic.delete(
                 resource,
@@ -150,7 +158,7 @@ class Kube:
     ) -> None:
         """Merge-patch the status subresource."""
         resource = self._resource(api_version, kind).subresources["status"]
-        self.requests += 1
+        self._count("patch")
         self.dynamic.patch(
             resource,
             body={"status": status},
@@ -186,13 +194,13 @@ class Kube:
             reporting_component=f"{FIELD_MANAGER}.dev/operator",
             reporting_instance=FIELD_MANAGER,
         )
-        self.requests += 1
+        self._count("create")
         client.CoreV1Api(self.api).create_namespaced_event(metadata["namespace"], event)
 
     def read_secret_value(self, namespace: str, name: str, key: str) -> str | None:
         """A Secret's value as text, or None when the Secret or key is absent."""
         core = client.CoreV1Api(self.api)
-        self.requests += 1
+        self._count("get")
         try:
             secret = core.read_namespaced_secret(name, namespace)
         except ApiException as error:
@@ -209,7 +217,7 @@ class Kube:
     ) -> list[Manifest]:
         """Objects as the API server writes them (camelCase), filtered by selectors."""
         resource = self._resource(api_version, kind)
-        self.requests += 1
+        self._count("list")
         found = self.dynamic.get(resource, namespace=namespace, **selectors)
         return list(found.to_dict()["items"])
 
