@@ -76,7 +76,14 @@ def test_a_two_node_gpu_job_runs_and_succeeds_with_owned_children(
 def test_a_gang_that_cannot_fit_is_released_and_says_why(
     operator: OperatorProcess, cluster: ClusterInfo, namespace: str
 ) -> None:
-    create_job(cluster, namespace, "huge", nodes=6, scheduling={"scheduleTimeoutSeconds": 10})
+    create_job(
+        cluster,
+        namespace,
+        "huge",
+        nodes=6,
+        scheduling={"scheduleTimeoutSeconds": 10},
+        podTemplate={"annotations": {"devcluster.plinth.dev/run-forever": "true"}},
+    )
 
     def released() -> bool:
         job = trainingjob(cluster, namespace, "huge")

@@ -34,6 +34,7 @@ STAGES = (
     "pod-ready",
     "pod-complete",
     "pod-fail",
+    "pod-terminate",
     "pod-delete",
     "pod-local-reap",
 )

@@ -122,14 +122,21 @@ def _failure(
     workers: Iterable[ObservedWorker],
     disrupted: bool,
 ) -> AttemptFailure | None:
-    failed = job_conditions.get("Failed") or job_conditions.get("FailureTarget")
+    failed = next(
+        (
+            job_conditions[kind]
+            for kind in ("FailureTarget", "Failed")
+            if _is_true(job_conditions, kind)
+        ),
+        None,
+    )
+    if failed is None:
+        return None  # the Job controller has not judged the failure yet (rules, codes)
     failed_workers = [w for w in workers if w.phase == WorkerPhase.FAILED]
-    if not (failed and failed.get("status") == "True") and not failed_workers:
-        return None
-    message = str((failed or {}).get("message") or "")
+    message = str(failed.get("message") or "")
     if disrupted or DISRUPTION_CONDITION in message:
         return AttemptFailure(FailureKind.PREEMPTED, message or "a worker was preempted")
-    if (failed or {}).get("reason") == "PodFailurePolicy" and (code := _EXIT_CODE.search(message)):
+    if failed.get("reason") == "PodFailurePolicy" and (code := _EXIT_CODE.search(message)):
         exit_code = int(code.group(1))
         return AttemptFailure(
             FailureKind.PERMANENT, f"a worker exited with permanent code {exit_code}", exit_code

@@ -263,6 +263,7 @@ def _released_gang(
         ),
         apply=_keep(latest, suspend=True),
         check_again_after=(retry_at - now).total_seconds(),
+        wants_capacity=True,
     )
 
 
@@ -296,6 +297,7 @@ def _placing(
             ),
             apply=_keep(latest, suspend=True, gang_released_at=now),
             check_again_after=float(timeout),
+            wants_capacity=True,
         )
     reason = "Unschedulable" if stuck else "Scheduling"
     return _Outcome(
