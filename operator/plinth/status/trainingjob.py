@@ -470,6 +470,7 @@ def plan_trainingjob(
         return TrainingJobPlan(
             status=previous,
             apply=_stop_attempt(latest) if latest else None,
+            delete_attempts=_superseded_attempts(observed),
             delete_trainingjob=_ttl_expired(spec, previous.completion_time, now),
             check_again_after=_seconds_until_ttl(spec, previous.completion_time, now),
         )
