@@ -36,6 +36,13 @@ kubectl -n "$NAMESPACE" wait --for=condition=Accepted --timeout=90s \
 kubectl -n "$NAMESPACE" get plinth
 kubectl -n "$NAMESPACE" get trainingjobs -o custom-columns='NAME:.metadata.name,ACCEPTED:.status.conditions[?(@.type=="Accepted")].reason,GENERATION:.status.observedGeneration'
 
+step "What the operator made for the TrainingJobs (attempt Jobs, pods, rendezvous Services)"
+kubectl -n "$NAMESPACE" wait --for=jsonpath='{.status.phase}'=Succeeded --timeout=60s \
+  trainingjob/mlp-single || true
+kubectl -n "$NAMESPACE" get trainingjobs
+kubectl -n "$NAMESPACE" get jobs,pods,services -l plinth.dev/job-name -o wide
+kubectl -n "$NAMESPACE" describe trainingjob mlp-single | sed -n '/^Status:/,$p'
+
 step "The API explains itself"
 kubectl explain trainingjob.spec | head -n 30
 

@@ -246,3 +246,19 @@ def test_a_finished_job_never_starts_again() -> None:
 
 def test_planning_is_deterministic() -> None:
     assert plan(crashed()) == plan(crashed())
+
+
+def test_an_elastic_job_runs_once_its_minimum_is_placed() -> None:
+    job = spec(nodes=None, elastic={"minNodes": 2, "maxNodes": 4})
+    waiting = worker(2, WorkerPhase.PENDING, unschedulable_message="Insufficient nvidia.com/gpu")
+    observed = attempt(0, worker(0), worker(1), waiting, worker(3, WorkerPhase.PENDING))
+    result = plan(observed, job=job, at=T0 + timedelta(seconds=900))
+    assert result.status.phase == "Running"
+    assert result.apply is not None and not result.apply.suspend
+    assert (result.status.nodes, result.status.gpus) == (2, 16)
+
+
+def test_a_gang_whose_first_worker_finished_is_still_running() -> None:
+    done = worker(0, WorkerPhase.SUCCEEDED, finish_time=T0 + timedelta(seconds=5))
+    result = plan(attempt(0, done, worker(1)))
+    assert result.status.phase == "Running"

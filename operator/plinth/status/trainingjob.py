@@ -104,6 +104,13 @@ def attempt_gpu_seconds(spec: TrainingJobSpec, attempt: ObservedAttempt, now: da
     return round(total * spec.resources.gpus, 1)
 
 
+def gang_size(spec: TrainingJobSpec, latest: ObservedAttempt | None) -> int:
+    """spec.nodes; for an elastic job, the workers placed now (its current size)."""
+    if spec.elastic is None:
+        return spec.max_nodes
+    return sum(w.scheduled and w.active for w in latest.workers) if latest else 0
+
+
 def worker_counts(attempt: ObservedAttempt | None) -> WorkerCounts:
     workers = attempt.workers if attempt else ()
     return WorkerCounts(
@@ -332,18 +339,21 @@ def _active(
             ),
             apply=_keep(latest, suspend=True),
         )
-    if not all(w.scheduled for w in latest.workers) or len(latest.workers) < spec.min_nodes:
+    needed = spec.min_nodes  # every node of a fixed-size job; minNodes of an elastic one
+    placed = sum(w.scheduled for w in latest.workers)
+    if placed < needed:
         return _placing(spec, observed, latest, now)
     scheduled = _update(
-        Cond.SCHEDULED, TRUE, "AllWorkersPlaced", f"All {len(latest.workers)} workers are placed."
+        Cond.SCHEDULED, TRUE, "WorkersPlaced", f"{placed} of {len(latest.workers)} workers placed."
     )
     not_suspended = _update(Cond.SUSPENDED, FALSE, "Running", "The job is not suspended.")
-    if all(w.phase == WorkerPhase.RUNNING for w in latest.workers):
+    started = sum(w.phase in (WorkerPhase.RUNNING, WorkerPhase.SUCCEEDED) for w in latest.workers)
+    if started >= needed and any(w.phase == WorkerPhase.RUNNING for w in latest.workers):
         running = _update(
             Cond.RUNNING,
             TRUE,
-            "AllWorkersRunning",
-            f"{len(latest.workers)} workers running (attempt {latest.attempt}).",
+            "WorkersRunning",
+            f"{started} workers running (attempt {latest.attempt}).",
         )
         not_restarting = _update(Cond.RESTARTING, FALSE, "Running", "The gang is running.")
         return _Outcome(
@@ -445,8 +455,8 @@ def _status(
             "phase": outcome.phase,
             "conditions": conditions,
             "observed_generation": identity.generation,
-            "nodes": spec.max_nodes,
-            "gpus": spec.max_nodes * spec.resources.gpus,
+            "nodes": gang_size(spec, latest),
+            "gpus": gang_size(spec, latest) * spec.resources.gpus,
             "workers": worker_counts(latest),
             "restarts": carried.failures,
             "preemptions": carried.preemptions,
