@@ -66,16 +66,27 @@ def test_every_example_is_applied_and_accepted(
         assert "PHASE" in listing.splitlines()[0]
 
 
-def test_accepted_objects_are_left_alone_no_hot_loop(
+def test_settled_objects_are_left_alone_no_hot_loop(
     operator: OperatorProcess, cluster: ClusterInfo, namespace: str
 ) -> None:
-    example = EXAMPLES_DIR / "trainingjob-single-node.yaml"
-    kubectl(cluster, "-n", namespace, "apply", "-f", str(example))
-    kind, name = resources_in(example)[0]
-    wait_for(lambda: is_accepted(get(cluster, namespace, kind, name)), what="Accepted", timeout=30)
-    version = get(cluster, namespace, kind, name)["metadata"]["resourceVersion"]
+    for example in ("trainingjob-single-node.yaml", "modeldeployment-triton.yaml"):
+        kubectl(cluster, "-n", namespace, "apply", "-f", str(EXAMPLES_DIR / example))
+    wait_for(
+        lambda: (
+            get(cluster, namespace, "trainingjob", "mlp-single").get("status", {}).get("phase")
+            == "Succeeded"
+        ),
+        what="the TrainingJob Succeeded",
+        timeout=60,
+    )
+    (deployment,) = resources_in(EXAMPLES_DIR / "modeldeployment-triton.yaml")
+    settled = [("trainingjob", "mlp-single"), deployment]
+    wait_for(lambda: is_accepted(get(cluster, namespace, *deployment)), what="Accepted", timeout=30)
+    versions = [get(cluster, namespace, *ref)["metadata"]["resourceVersion"] for ref in settled]
     time.sleep(3)
-    assert get(cluster, namespace, kind, name)["metadata"]["resourceVersion"] == version
+    assert [
+        get(cluster, namespace, *ref)["metadata"]["resourceVersion"] for ref in settled
+    ] == versions
 
 
 def test_spec_change_is_observed_with_the_new_generation(

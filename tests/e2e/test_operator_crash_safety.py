@@ -21,6 +21,8 @@ from tests.plinth_testing import OperatorProcess, condition, kubectl, kubectl_js
 
 JOBS = 20
 SEED = 20261125
+#: Kills happen while jobs start, fail, restart and finish, and go on after they finished.
+MIN_KILLS = 8
 
 
 def kind_of(index: int) -> str:
@@ -28,7 +30,7 @@ def kind_of(index: int) -> str:
 
 
 def pod_template(kind: str) -> dict[str, Any]:
-    annotations = {"devcluster.plinth.dev/run-seconds": "5"}
+    annotations = {"devcluster.plinth.dev/run-seconds": "6"}
     if kind == "crashes":
         annotations |= {"devcluster.plinth.dev/exit-code": "1"}
     if kind == "permanent":
@@ -87,8 +89,10 @@ def test_random_operator_kills_converge_to_the_right_end_states(
         )
     kills, most_workers, deadline = 0, 0, time.monotonic() + 240
     try:
-        while not finished(cluster, namespace) and time.monotonic() < deadline:
-            time.sleep(chance.uniform(0.2, 2.5))
+        while (
+            kills < MIN_KILLS or not finished(cluster, namespace)
+        ) and time.monotonic() < deadline:
+            time.sleep(chance.uniform(0.2, 2.0))
             operator.stop(signal.SIGKILL)
             kills += 1
             most_workers = max(most_workers, most_active_workers(cluster, namespace))
@@ -97,7 +101,6 @@ def test_random_operator_kills_converge_to_the_right_end_states(
     finally:
         operator.stop()
     print(f"operator killed {kills} times")
-    assert kills >= 5, "the jobs finished before the operator was killed often enough"
     assert most_workers <= 2, "a job had more active workers than nodes"
     for job in items(cluster, namespace, "trainingjobs"):
         name, status = job["metadata"]["name"], job["status"]
