@@ -25,6 +25,7 @@ import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,12 +74,17 @@ def probe(port: int, path: str) -> tuple[int, str]:
         return 0, ""
 
 
-def api_requests(port: int) -> float:
-    total = 0.0
+def api_requests_by_verb(port: int) -> dict[str, float]:
+    counts: dict[str, float] = {}
     for line in probe(port, "/metrics")[1].splitlines():
         if line.startswith("plinth_api_requests_total{"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+            verb = line.split('verb="', 1)[1].split('"', 1)[0]
+            counts[verb] = float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def api_requests(port: int) -> float:
+    return sum(api_requests_by_verb(port).values())
 
 
 def process_usage(pid: int) -> tuple[float, float]:
@@ -119,6 +125,12 @@ class RunningTracker:
         self.thread = threading.Thread(target=self._watch, daemon=True)
 
     def _watch(self) -> None:
+        try:
+            self._follow()
+        except Exception:
+            return
+
+    def _follow(self) -> None:
         core = client.CoreV1Api(self.api)
         stream = watch.Watch()
         for event in stream.stream(
@@ -150,6 +162,23 @@ def create_all(
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         return dict(pool.map(create, names))
+
+
+def seconds_to_first_attempt(api: client.ApiClient) -> list[float]:
+    """Per job: from the TrainingJob's creation to its attempt Job's creation (Plinth's part)."""
+    custom, batch = client.CustomObjectsApi(api), client.BatchV1Api(api)
+    created = {
+        item["metadata"]["name"]: item["metadata"]["creationTimestamp"]
+        for item in custom.list_namespaced_custom_object(
+            "plinth.dev", "v1alpha1", NAMESPACE, "trainingjobs"
+        )["items"]
+    }
+    delays = []
+    for job in batch.list_namespaced_job(NAMESPACE).items:
+        owner = job.metadata.labels["plinth.dev/job-name"]
+        started = datetime.fromisoformat(created[owner].replace("Z", "+00:00"))
+        delays.append((job.metadata.creation_timestamp - started).total_seconds())
+    return delays
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -197,6 +226,7 @@ def run(args: argparse.Namespace, state: Path) -> dict[str, Any]:
             cpu_after, peak = process_usage(operator.pid)
             latencies = [tracker.all_running_at[n] - created[n] for n in names]
             requests = api_requests(port) - requests_before
+            reaction = seconds_to_first_attempt(api)
         return {
             "jobs": args.jobs,
             "workers_per_job": args.workers,
@@ -206,7 +236,13 @@ def run(args: argparse.Namespace, state: Path) -> dict[str, Any]:
             "seconds_to_all_running_median": round(statistics.median(latencies), 2),
             "seconds_to_all_running_p99": round(percentile(latencies, 0.99), 2),
             "seconds_until_every_job_running": round(total, 2),
+            "seconds_to_attempt_job_created_median": round(statistics.median(reaction), 2),
+            "seconds_to_attempt_job_created_p99": round(percentile(reaction, 0.99), 2),
             "api_requests_per_job": round(requests / args.jobs, 2),
+            "api_requests_per_job_by_verb": {
+                verb: round(count / args.jobs, 2)
+                for verb, count in api_requests_by_verb(port).items()
+            },
             "operator_cpu_seconds": round(cpu_after - cpu_before, 2),
             "operator_peak_rss_mib": round(peak, 1),
         }

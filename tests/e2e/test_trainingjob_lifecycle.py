@@ -53,7 +53,16 @@ def active_pods(cluster: ClusterInfo, namespace: str, name: str) -> list[dict[st
 def test_a_two_node_gpu_job_runs_and_succeeds_with_owned_children(
     operator: OperatorProcess, cluster: ClusterInfo, namespace: str
 ) -> None:
-    create_job(cluster, namespace, "llm")
+    create_job(
+        cluster,
+        namespace,
+        "llm",
+        podTemplate={"annotations": {"devcluster.plinth.dev/run-seconds": "4"}},
+    )
+    wait_for(lambda: phase(cluster, namespace, "llm") == "Running", what="Running", timeout=60)
+    running = trainingjob(cluster, namespace, "llm")
+    assert running["status"]["workers"]["running"] == 2
+    assert condition(running, "Scheduled")["status"] == "True"  # type: ignore[index]
     wait_for(lambda: phase(cluster, namespace, "llm") == "Succeeded", what="Succeeded", timeout=60)
     job = trainingjob(cluster, namespace, "llm")
     status = job["status"]
@@ -143,3 +152,17 @@ def test_deleting_a_job_removes_every_child(
         )
 
     wait_for(all_gone, what="every child garbage-collected", timeout=60)
+
+
+def test_a_finished_job_is_deleted_after_its_ttl(
+    operator: OperatorProcess, cluster: ClusterInfo, namespace: str
+) -> None:
+    create_job(cluster, namespace, "brief", ttlSecondsAfterFinished=2)
+    wait_for(
+        lambda: not kubectl_json(cluster, "-n", namespace, "get", "trainingjobs")["items"],
+        what="the TrainingJob deleted after its TTL",
+        timeout=60,
+    )
+    wait_for(
+        lambda: not children(cluster, namespace, "jobs", "brief"), what="its Job gone", timeout=60
+    )

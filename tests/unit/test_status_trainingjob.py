@@ -93,8 +93,15 @@ def test_all_workers_running_is_running_with_start_time_and_gpu_seconds() -> Non
     assert condition(result, "Scheduled")[0] == "True"
     assert result.status.start_time == T0
     assert result.status.workers.running == 2
-    assert result.status.gpu_seconds == 2 * 10 * 8
+    assert result.status.gpu_seconds == 0  # running time counts in whole 30 s periods
+    assert plan(running(), at=T0 + timedelta(seconds=75)).status.gpu_seconds == 2 * 60 * 8
     assert result.apply is not None and not result.apply.suspend
+
+
+def test_a_running_jobs_status_does_not_change_between_periods() -> None:
+    first = plan(running(), at=T0 + timedelta(seconds=31))
+    later = plan(running(), previous=first.status, at=T0 + timedelta(seconds=59))
+    assert later.status == first.status
 
 
 def test_workers_waiting_for_placement_are_pending_with_the_reason() -> None:
@@ -219,7 +226,7 @@ def test_counters_come_from_the_newest_attempt() -> None:
     carried = CarriedCounts(failures=1, preemptions=2, gpu_seconds=100.0, start_time=T0)
     result = plan((crashed(0), running(3, carried=carried)))
     assert (result.status.restarts, result.status.preemptions) == (1, 2)
-    assert result.status.gpu_seconds == 100.0 + 2 * 10 * 8
+    assert result.status.gpu_seconds == 100.0
     assert result.delete_attempts == (0,)
 
 

@@ -65,6 +65,10 @@ app.kubernetes.io/component: operator
 - apiGroups: [""]
   resources: ["nodes"]
   verbs: ["get", "list", "watch"]
+# Read-only, to count the GPUs other pods hold when a gang cannot be placed.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["get", "list", "watch"]

@@ -81,11 +81,10 @@ def _mark_ready_when_started(ready_flag: asyncio.Event) -> None:
 
 def run_operator(options: OperatorOptions) -> None:
     """Run the operator until interrupted: blocks the calling thread."""
-    logging.basicConfig(
-        level=logging.DEBUG if options.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     kopf.configure(verbose=options.verbose)
+    if not options.verbose:
+        # One line per handled watch event is noise at the scale of pods; keep warnings.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     _install_startup_handlers(options)
     loop = asyncio.new_event_loop()
     ready_flag = asyncio.Event()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -56,6 +57,9 @@ LOGGER = logging.getLogger("plinth.trainingjob")
 #: A TrainingJob is looked at again at least this often, even when nothing happens.
 RESYNC_SECONDS = 300.0
 WARNING_CONDITIONS = frozenset({"Failed", "Restarting"})
+#: TrainingJobs reconciled at once; each reconcile's API calls run on one of these threads.
+RECONCILE_WORKERS = 16
+EXECUTOR = ThreadPoolExecutor(max_workers=RECONCILE_WORKERS, thread_name_prefix="trainingjob")
 
 
 @dataclass
@@ -231,9 +235,9 @@ def reconcile_snapshot(kube: Kube, snapshot: Snapshot) -> float | None:
     if plan.delete_trainingjob:
         kube.delete(f"{API_GROUP}/{API_VERSION}", KIND, ref.namespace, ref.name)
         return None
-    token = CONTROLLER.tokens.get(ref.uid) or ensure_token(kube, ref)
-    CONTROLLER.tokens[ref.uid] = token
     observed = observe_trainingjob(snapshot.jobs, snapshot.pods)
+    token = CONTROLLER.tokens.get(ref.uid) or ensure_token(kube, ref, read=bool(observed.attempts))
+    CONTROLLER.tokens[ref.uid] = token
     carry_out(
         kube,
         spec,
@@ -271,9 +275,10 @@ def start_controller(kube: Kube, metrics_base_url: str | None) -> WorkQueue:
         if snapshot is None:
             return None
         with observe_reconcile(KIND):
-            return await asyncio.to_thread(reconcile_snapshot, kube, snapshot)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(EXECUTOR, reconcile_snapshot, kube, snapshot)
 
-    queue = WorkQueue(reconcile=reconcile)
+    queue = WorkQueue(reconcile=reconcile, workers=RECONCILE_WORKERS, min_interval=1.0)
     CONTROLLER.kube, CONTROLLER.queue = kube, queue
     CONTROLLER.metrics_base_url = metrics_base_url
     queue.start()

@@ -28,6 +28,9 @@ class WorkQueue:
 
     reconcile: Reconciler
     workers: int = 8
+    #: A key is reconciled at most once per this many seconds: a burst of events for one
+    #: object (its pods starting one by one) costs one reconcile, not one per event.
+    min_interval: float = 0.0
     _queue: asyncio.Queue[Key] = field(default_factory=asyncio.Queue)
     _queued: set[Key] = field(default_factory=set)
     _running: set[Key] = field(default_factory=set)
@@ -35,15 +38,15 @@ class WorkQueue:
     _failures: dict[Key, int] = field(default_factory=dict)
     _timers: dict[Key, asyncio.TimerHandle] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _last_run: dict[Key, float] = field(default_factory=dict)
 
     def add(self, key: Key) -> None:
         """Reconcile `key` soon (once, however often it is added meanwhile)."""
-        if key in self._running:
-            self._dirty.add(key)
+        wait = self._last_run.get(key, -self.min_interval) + self.min_interval - self._now()
+        if wait > 0:
+            self.add_after(key, wait)
             return
-        if key not in self._queued:
-            self._queued.add(key)
-            self._queue.put_nowait(key)
+        self._enqueue(key)
 
     def add_after(self, key: Key, delay: float) -> None:
         """Reconcile `key` after `delay` seconds (an earlier request wins)."""
@@ -61,10 +64,22 @@ class WorkQueue:
         if timer is not None:
             timer.cancel()
         self._failures.pop(key, None)
+        self._last_run.pop(key, None)
 
     def _fire(self, key: Key) -> None:
         self._timers.pop(key, None)
-        self.add(key)
+        self._enqueue(key)
+
+    def _enqueue(self, key: Key) -> None:
+        if key in self._running:
+            self._dirty.add(key)
+        elif key not in self._queued:
+            self._queued.add(key)
+            self._queue.put_nowait(key)
+
+    @staticmethod
+    def _now() -> float:
+        return asyncio.get_running_loop().time()
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
@@ -81,13 +96,14 @@ class WorkQueue:
             key = await self._queue.get()
             self._queued.discard(key)
             self._running.add(key)
+            self._last_run[key] = self._now()
             try:
                 delay = await self._run_one(key)
             finally:
                 self._running.discard(key)
             if key in self._dirty:
                 self._dirty.discard(key)
-                self.add(key)
+                self.add(key)  # waits out min_interval
             elif delay is not None:
                 self.add_after(key, delay)
 

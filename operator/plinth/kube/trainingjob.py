@@ -264,8 +264,14 @@ def _annotations(apply: AttemptToApply) -> dict[str, str]:
     return annotations
 
 
-def ensure_token(kube: Kube, ref: TrainingJobRef) -> str:
-    """The job's metrics token: the one in its Secret, or a new one (applied with the Secret)."""
+def ensure_token(kube: Kube, ref: TrainingJobRef, *, read: bool = True) -> str:
+    """The job's metrics token: the one in its Secret, or a new one (applied with the Secret).
+
+    With `read=False` (no attempt exists, so no pod can hold a token yet) a new token is
+    made without asking the API server.
+    """
+    if not read:
+        return secrets.token_urlsafe(32)
     existing = kube.read_secret_value(
         ref.namespace, metrics_secret_name(ref.name), METRICS_TOKEN_KEY
     )

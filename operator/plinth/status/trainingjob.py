@@ -93,14 +93,23 @@ def gang_shape(spec: TrainingJobSpec) -> str:
     return f"{nodes} x {spec.resources.gpus} {GPU_RESOURCE}" if spec.resources.gpus else nodes
 
 
+def _held_seconds(start: datetime, end: datetime | None, now: datetime) -> float:
+    """Seconds from start to end; a worker still running counts in whole recheck periods,
+    so status changes once per period instead of at every reconcile."""
+    if end is not None:
+        return max((end - start).total_seconds(), 0.0)
+    elapsed = max((now - start).total_seconds(), 0.0)
+    return elapsed - elapsed % RUNNING_RECHECK_SECONDS
+
+
 def attempt_gpu_seconds(spec: TrainingJobSpec, attempt: ObservedAttempt, now: datetime) -> float:
     """GPU time held by one attempt's workers: from start to finish (or now) x GPUs per pod."""
     total = 0.0
     for worker in attempt.workers:
         if worker.start_time is None:
             continue
-        end = worker.finish_time or (now if worker.active else worker.start_time)
-        total += max((end - worker.start_time).total_seconds(), 0.0)
+        end = worker.finish_time or (None if worker.active else worker.start_time)
+        total += _held_seconds(worker.start_time, end, now)
     return round(total * spec.resources.gpus, 1)
 
 
