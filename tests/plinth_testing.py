@@ -43,6 +43,14 @@ def kubectl_json(cluster: ClusterInfo, *args: str) -> Any:
     return json.loads(kubectl(cluster, *args, "-o", "json").stdout)
 
 
+def event_reasons(cluster: ClusterInfo, namespace: str, name: str) -> set[str]:
+    """Reasons of the Events recorded on the object called `name`."""
+    events = kubectl_json(
+        cluster, "-n", namespace, "get", "events", "--field-selector", f"involvedObject.name={name}"
+    )
+    return {str(event["reason"]) for event in events["items"]}
+
+
 def install_crds(cluster: ClusterInfo) -> None:
     """Apply the generated CRDs (server-side) and wait until the API server serves them."""
     kubectl(cluster, "apply", "--server-side", "--force-conflicts", "-f", str(CRD_DIR))

@@ -15,6 +15,7 @@ from tests.plinth_testing import (
     EXAMPLES_DIR,
     OperatorProcess,
     condition,
+    event_reasons,
     http_get,
     kubectl,
     kubectl_json,
@@ -140,16 +141,7 @@ def test_accepted_transition_is_an_event(
     _kind, name = resources_in(example)[0]
 
     def has_event() -> bool:
-        events = kubectl_json(
-            cluster,
-            "-n",
-            namespace,
-            "get",
-            "events",
-            "--field-selector",
-            f"involvedObject.name={name},reason=SpecValid",
-        )
-        return bool(events["items"])
+        return "SpecValid" in event_reasons(cluster, namespace, name)
 
     wait_for(has_event, what="a SpecValid event", timeout=30)
 

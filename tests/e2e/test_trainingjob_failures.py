@@ -20,7 +20,7 @@ from tests.e2e.test_trainingjob_lifecycle import (
     phase,
     trainingjob,
 )
-from tests.plinth_testing import OperatorProcess, condition, kubectl
+from tests.plinth_testing import OperatorProcess, condition, event_reasons, kubectl
 
 RUN_FOREVER = {"devcluster.plinth.dev/run-forever": "true"}
 
@@ -59,18 +59,7 @@ def test_a_crashing_worker_restarts_the_gang_until_the_backoff_limit(
     assert [j["metadata"]["name"] for j in children(cluster, namespace, "jobs", "crashy")] == [
         "crashy-r2"
     ]
-    reasons = kubectl(
-        cluster,
-        "-n",
-        namespace,
-        "get",
-        "events",
-        "--field-selector",
-        "involvedObject.name=crashy",
-        "-o",
-        "json",
-    ).stdout
-    assert "WorkerFailed" in reasons
+    assert "WorkerFailed" in event_reasons(cluster, namespace, "crashy")
 
 
 def test_a_permanent_exit_code_fails_at_once(

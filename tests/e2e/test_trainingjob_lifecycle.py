@@ -12,7 +12,7 @@ from typing import Any
 
 from plinth.devcluster import ClusterInfo
 from plinth.devcluster.waiting import wait_for
-from tests.plinth_testing import OperatorProcess, condition, kubectl, kubectl_json
+from tests.plinth_testing import OperatorProcess, condition, event_reasons, kubectl, kubectl_json
 
 
 def create_job(cluster: ClusterInfo, namespace: str, name: str, **spec: Any) -> None:
@@ -76,10 +76,7 @@ def test_a_two_node_gpu_job_runs_and_succeeds_with_owned_children(
         assert child["metadata"]["ownerReferences"][0]["uid"] == uid
     (attempt,) = children(cluster, namespace, "jobs", "llm")
     assert attempt["metadata"]["name"] == "llm-r0"
-    events = kubectl_json(
-        cluster, "-n", namespace, "get", "events", "--field-selector", "involvedObject.name=llm"
-    )["items"]
-    assert {"AllWorkersSucceeded"} <= {event["reason"] for event in events}
+    assert "AllWorkersSucceeded" in event_reasons(cluster, namespace, "llm")
 
 
 def test_a_gang_that_cannot_fit_is_released_and_says_why(
@@ -165,4 +162,36 @@ def test_a_finished_job_is_deleted_after_its_ttl(
     )
     wait_for(
         lambda: not children(cluster, namespace, "jobs", "brief"), what="its Job gone", timeout=60
+    )
+
+
+def test_a_queued_job_waits_for_kueue_and_plinth_never_unsuspends_it(
+    operator: OperatorProcess, cluster: ClusterInfo, namespace: str
+) -> None:
+    create_job(cluster, namespace, "queued", queueName="team-a")
+    wait_for(
+        lambda: phase(cluster, namespace, "queued") == "Suspended", what="Suspended", timeout=30
+    )
+    suspended = condition(trainingjob(cluster, namespace, "queued"), "Suspended")
+    assert suspended is not None and suspended["reason"] == "Queued"
+    (attempt,) = children(cluster, namespace, "jobs", "queued")
+    assert attempt["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+    assert attempt["spec"]["suspend"] is True
+    assert not active_pods(cluster, namespace, "queued")
+    # Admission, as Kueue performs it: the Job is unsuspended by someone else.
+    kubectl(
+        cluster,
+        "-n",
+        namespace,
+        "patch",
+        "job",
+        "queued-r0",
+        "--type=merge",
+        "-p",
+        '{"spec":{"suspend":false}}',
+    )
+    wait_for(
+        lambda: phase(cluster, namespace, "queued") == "Succeeded",
+        what="admitted and done",
+        timeout=60,
     )
