@@ -109,5 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    exit_code: int = args.func(args)
+    try:
+        exit_code: int = args.func(args)
+    except BrokenPipeError:
+        # The reader went away (e.g. `plinth render ... | head`): not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return exit_code
