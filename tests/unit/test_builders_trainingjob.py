@@ -430,3 +430,24 @@ def test_render_uses_the_resource_uid_and_namespace_when_given() -> None:
     service = render_trainingjob(resource)[0]
     assert service["metadata"]["namespace"] == "ml"
     assert service["metadata"]["ownerReferences"][0]["uid"] == "1234"
+
+
+def test_workers_get_memory_backed_shared_memory() -> None:
+    children = build(cpu_spec())
+    assert {"name": "plinth-dshm", "mountPath": "/dev/shm"} in worker(children)["volumeMounts"]
+    assert {"name": "plinth-dshm", "emptyDir": {"medium": "Memory"}} in pod_spec(children)[
+        "volumes"
+    ]
+
+
+def test_a_users_own_dev_shm_mount_is_kept_alone() -> None:
+    spec = {
+        **cpu_spec(),
+        "podTemplate": {
+            "volumes": [{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"}}],
+            "volumeMounts": [{"name": "shm", "mountPath": "/dev/shm"}],
+        },
+    }
+    children = build(spec)
+    assert [m["name"] for m in worker(children)["volumeMounts"]] == ["shm"]
+    assert [v["name"] for v in pod_spec(children)["volumes"]] == ["shm"]

@@ -267,6 +267,19 @@ def _success_policy(spec: TrainingJobSpec) -> Manifest | None:
     return {"rules": [{"succeededIndexes": "0"}]} if spec.elastic else None
 
 
+#: Containers get 64 MiB of /dev/shm by default, which DataLoader workers and NCCL outgrow:
+#: mount a memory-backed volume there (it counts against the worker's memory limit).
+SHARED_MEMORY_PATH = "/dev/shm"
+SHARED_MEMORY_VOLUME: Manifest = {"name": "plinth-dshm", "emptyDir": {"medium": "Memory"}}
+SHARED_MEMORY_MOUNT: Manifest = {"name": "plinth-dshm", "mountPath": SHARED_MEMORY_PATH}
+
+
+def _needs_shared_memory(spec: TrainingJobSpec) -> bool:
+    """Unless the user mounts something at /dev/shm themselves."""
+    mounts = spec.pod_template.volume_mounts if spec.pod_template else ()
+    return all(mount.mount_path.rstrip("/") != SHARED_MEMORY_PATH for mount in mounts)
+
+
 def _pod_template(spec: TrainingJobSpec, context: TrainingJobContext) -> Manifest:
     labels = worker_labels(context.name, context.attempt)
     pod_spec = {
@@ -280,6 +293,8 @@ def _pod_template(spec: TrainingJobSpec, context: TrainingJobContext) -> Manifes
         **pod_spec_settings(spec.resources, spec.pod_template),
         "containers": [_worker_container(spec, context)],
     }
+    if _needs_shared_memory(spec):
+        pod_spec["volumes"] = [*pod_spec.get("volumes", []), SHARED_MEMORY_VOLUME]
     return {
         "metadata": pod_template_metadata(spec.pod_template, labels),
         "spec": without_empty(pod_spec),
@@ -298,7 +313,8 @@ def _worker_container(spec: TrainingJobSpec, context: TrainingJobContext) -> Man
         "env": merged_env(spec.env, contract_env(spec, context)),
         "resources": container_resources(spec.resources),
         "ports": ports,
-        "volumeMounts": template_volume_mounts(spec.pod_template),
+        "volumeMounts": template_volume_mounts(spec.pod_template)
+        + ([SHARED_MEMORY_MOUNT] if _needs_shared_memory(spec) else []),
     }
     return without_empty(container)
 
