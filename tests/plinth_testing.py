@@ -24,17 +24,31 @@ CRD_DIR = REPO_ROOT / "crds"
 EXAMPLES_DIR = REPO_ROOT / "examples"
 
 
+def cluster_tool(
+    binary: Path,
+    cluster: ClusterInfo,
+    *args: str,
+    check: bool = True,
+    input_text: str | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """Run kubectl or helm against the cluster's kubeconfig."""
+    return subprocess.run(
+        [str(binary), "--kubeconfig", str(cluster.kubeconfig), *args],
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=timeout,
+        input=input_text,
+    )
+
+
 def kubectl(
     cluster: ClusterInfo, *args: str, check: bool = True, input_text: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run the cluster's own kubectl against its kubeconfig."""
-    return subprocess.run(
-        [str(cluster.binaries.kubectl), "--kubeconfig", str(cluster.kubeconfig), *args],
-        capture_output=True,
-        text=True,
-        check=check,
-        timeout=120,
-        input=input_text,
+    return cluster_tool(
+        cluster.binaries.kubectl, cluster, *args, check=check, input_text=input_text
     )
 
 

@@ -20,6 +20,7 @@ from tests.plinth_testing import (
     EXAMPLES_DIR,
     REPO_ROOT,
     OperatorProcess,
+    cluster_tool,
     condition,
     kubectl,
     kubectl_json,
@@ -31,13 +32,7 @@ RELEASE = "plinth"
 
 
 def helm(cluster: ClusterInfo, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(cluster.binaries.helm), "--kubeconfig", str(cluster.kubeconfig), *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=180,
-    )
+    return cluster_tool(cluster.binaries.helm, cluster, *args, timeout=180)
 
 
 def rendered(cluster: ClusterInfo, *values: str) -> list[dict[str, Any]]:
