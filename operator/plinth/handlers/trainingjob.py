@@ -10,7 +10,6 @@ every index is fully populated, so no reconcile acts on a half-listed cluster.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -50,10 +49,10 @@ from plinth.status.trainingjob import (
     invalid_spec_status,
     plan_trainingjob,
 )
+from plinth.status.trainingjob_observed import ObservedTrainingJob
 
 KIND: Final = "TrainingJob"
 PLURAL = "trainingjobs"
-LOGGER = logging.getLogger("plinth.trainingjob")
 #: A TrainingJob is looked at again at least this often, even when nothing happens.
 RESYNC_SECONDS = 300.0
 WARNING_CONDITIONS = frozenset({"Failed", "Restarting"})
@@ -176,11 +175,16 @@ def _ref(body: Mapping[str, Any]) -> TrainingJobRef:
     )
 
 
-def _plan(kube: Kube, spec: TrainingJobSpec, snapshot: Snapshot) -> TrainingJobPlan:
+def _plan(
+    kube: Kube,
+    spec: TrainingJobSpec,
+    body: Mapping[str, Any],
+    previous: TrainingJobStatus,
+    observed: ObservedTrainingJob,
+) -> TrainingJobPlan:
     """Plan once; when a gang is stuck, count the nodes that could take a worker and replan."""
-    body, now = snapshot.body, datetime.now(UTC)
-    observed = observe_trainingjob(snapshot.jobs, snapshot.pods)
-    args = (spec, _identity(body), previous_status(body))
+    now = datetime.now(UTC)
+    args = (spec, _identity(body), previous)
     plan = plan_trainingjob(*args, observed, now)
     if plan.wants_capacity:
         fit = nodes_that_fit(spec, _ref(body), kube.list_nodes(), kube.list_active_pods())
@@ -198,8 +202,9 @@ def _transitions(before: tuple[Condition, ...], after: tuple[Condition, ...]) ->
     ]
 
 
-def _write_status(kube: Kube, body: Mapping[str, Any], status: TrainingJobStatus) -> None:
-    previous = previous_status(body)
+def _write_status(
+    kube: Kube, body: Mapping[str, Any], previous: TrainingJobStatus, status: TrainingJobStatus
+) -> None:
     if status == previous:
         return
     metadata = body["metadata"]
@@ -222,20 +227,19 @@ def reconcile_snapshot(kube: Kube, snapshot: Snapshot) -> float | None:
     body = snapshot.body
     if body["metadata"].get("deletionTimestamp"):
         return None
+    previous = previous_status(body)
     try:
         spec = parse_spec(KIND, body.get("spec") or {})
     except InvalidSpecError as error:
-        status = invalid_spec_status(
-            previous_status(body), _identity(body), str(error), datetime.now(UTC)
-        )
-        _write_status(kube, body, status)
+        status = invalid_spec_status(previous, _identity(body), str(error), datetime.now(UTC))
+        _write_status(kube, body, previous, status)
         return None
-    plan = _plan(kube, spec, snapshot)
+    observed = observe_trainingjob(snapshot.jobs, snapshot.pods)
+    plan = _plan(kube, spec, body, previous, observed)
     ref = _ref(body)
     if plan.delete_trainingjob:
         kube.delete(f"{API_GROUP}/{API_VERSION}", KIND, ref.namespace, ref.name)
         return None
-    observed = observe_trainingjob(snapshot.jobs, snapshot.pods)
     token = CONTROLLER.tokens.get(ref.uid) or ensure_token(kube, ref, read=bool(observed.attempts))
     CONTROLLER.tokens[ref.uid] = token
     carry_out(
@@ -249,7 +253,7 @@ def reconcile_snapshot(kube: Kube, snapshot: Snapshot) -> float | None:
     )
     key = (ref.namespace, ref.name)
     status = with_report(plan.status, CONTROLLER.reports.get(key), CONTROLLER.checkpoints.get(key))
-    _write_status(kube, body, status)
+    _write_status(kube, body, previous, status)
     return min(plan.check_again_after or RESYNC_SECONDS, RESYNC_SECONDS)
 
 

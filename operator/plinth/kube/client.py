@@ -71,11 +71,8 @@ class Kube:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     #: Called with the verb of every request sent (for the operator's own metrics).
     on_request: Callable[[str], None] | None = field(default=None, repr=False)
-    requests: int = 0
 
     def _count(self, verb: str) -> None:
-        with self._lock:
-            self.requests += 1
         if self.on_request is not None:
             self.on_request(verb)
 
@@ -98,39 +95,45 @@ class Kube:
             and time.monotonic() - previous[1] < REAPPLY_AFTER_SECONDS
         )
 
-    def apply(self, manifest: Manifest) -> bool:
-        """Server-side apply `manifest`; False when skipped as unchanged."""
+    def _send_unless_recent(
+        self, manifest: Manifest, verb: str, send: Callable[[Any], object]
+    ) -> bool:
+        """Send `manifest` with `send(resource)` unless the same one was sent recently."""
         key, fingerprint = _object_key(manifest), _fingerprint(manifest)
         if self._recently_sent(key, fingerprint):
             return False
         resource = self._resource(manifest["apiVersion"], manifest["kind"])
-        self._count("apply")
-        self.dynamic.server_side_apply(
-            resource, body=manifest, field_manager=FIELD_MANAGER, force_conflicts=True
-        )
+        self._count(verb)
+        send(resource)
         with self._lock:
             self._applied[key] = (fingerprint, time.monotonic())
         return True
+
+    def apply(self, manifest: Manifest) -> bool:
+        """Server-side apply `manifest`; False when skipped as unchanged."""
+        return self._send_unless_recent(
+            manifest,
+            "apply",
+            lambda resource: self.dynamic.server_side_apply(
+                resource, body=manifest, field_manager=FIELD_MANAGER, force_conflicts=True
+            ),
+        )
 
     def merge_patch(self, manifest: Manifest) -> bool:
         """Merge-patch the fields in `manifest` (for objects whose other fields are immutable).
 
         Skipped, like `apply`, when the same patch was sent recently.
         """
-        key, fingerprint = _object_key(manifest), _fingerprint(manifest)
-        if self._recently_sent(key, fingerprint):
-            return False
-        resource = self._resource(manifest["apiVersion"], manifest["kind"])
-        self._count("patch")
-        self.dynamic.patch(
-            resource,
-            body=manifest,
-            content_type="application/merge-patch+json",
-            field_manager=FIELD_MANAGER,
+        return self._send_unless_recent(
+            manifest,
+            "patch",
+            lambda resource: self.dynamic.patch(
+                resource,
+                body=manifest,
+                content_type="application/merge-patch+json",
+                field_manager=FIELD_MANAGER,
+            ),
         )
-        with self._lock:
-            self._applied[key] = (fingerprint, time.monotonic())
-        return True
 
     def forget(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         """Drop the apply cache of an object (after it was deleted)."""

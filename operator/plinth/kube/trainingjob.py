@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from plinth.api.v1alpha1 import TrainingJobSpec
+from plinth.builders.common import GPU_PRODUCT_LABEL, GPU_RESOURCE
 from plinth.builders.trainingjob import (
     ANNOTATION_COMPLETION_INDEX,
     DISRUPTION_CONDITION,
@@ -28,7 +29,7 @@ from plinth.builders.trainingjob import (
     metrics_secret_name,
 )
 from plinth.kube.client import Kube, Manifest
-from plinth.status.trainingjob import GPU_RESOURCE, AttemptToApply, TrainingJobPlan
+from plinth.status.trainingjob import AttemptToApply, TrainingJobPlan
 from plinth.status.trainingjob_observed import (
     AttemptFailure,
     CarriedCounts,
@@ -46,7 +47,6 @@ CARRIED_GPU_SECONDS = f"{ANNOTATION_PREFIX}carried-gpu-seconds"
 FIRST_START = f"{ANNOTATION_PREFIX}first-start"
 GANG_RELEASED_AT = f"{ANNOTATION_PREFIX}gang-released-at"
 GANG_WINDOW_START = f"{ANNOTATION_PREFIX}gang-window-start"
-GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 _EXIT_CODE = re.compile(r"exit code (\d+)")
 
 

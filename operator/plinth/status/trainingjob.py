@@ -431,9 +431,10 @@ def _is_terminal(phase: TrainingJobPhase | None) -> bool:
     return phase in (TrainingJobPhase.SUCCEEDED, TrainingJobPhase.FAILED)
 
 
-def _ttl_expired(spec: TrainingJobSpec, completion: datetime | None, now: datetime) -> bool:
+def _ttl_deadline(spec: TrainingJobSpec, completion: datetime | None) -> datetime | None:
+    """When a finished job is deleted (None: kept)."""
     ttl = spec.ttl_seconds_after_finished
-    return ttl is not None and completion is not None and now >= completion + timedelta(seconds=ttl)
+    return None if ttl is None or completion is None else completion + timedelta(seconds=ttl)
 
 
 def _status(
@@ -486,12 +487,13 @@ def plan_trainingjob(
     """Decide what the TrainingJob's children should be and what its status says."""
     latest = observed.latest
     if _is_terminal(previous.phase) and previous.completion_time is not None:
+        until_ttl = _seconds_until_ttl(spec, previous.completion_time, now)
         return TrainingJobPlan(
             status=previous,
             apply=_stop_attempt(latest) if latest else None,
             delete_attempts=_superseded_attempts(observed),
-            delete_trainingjob=_ttl_expired(spec, previous.completion_time, now),
-            check_again_after=_seconds_until_ttl(spec, previous.completion_time, now),
+            delete_trainingjob=until_ttl == 0.0,
+            check_again_after=until_ttl,
         )
     outcome = _outcome(spec, identity, previous, observed, now)
     status = _status(
@@ -517,10 +519,8 @@ def _superseded_attempts(observed: ObservedTrainingJob) -> tuple[int, ...]:
 def _seconds_until_ttl(
     spec: TrainingJobSpec, completion: datetime | None, now: datetime
 ) -> float | None:
-    ttl = spec.ttl_seconds_after_finished
-    if ttl is None or completion is None:
-        return None
-    return max((completion + timedelta(seconds=ttl) - now).total_seconds(), 0.0)
+    deadline = _ttl_deadline(spec, completion)
+    return None if deadline is None else max((deadline - now).total_seconds(), 0.0)
 
 
 def invalid_spec_status(
