@@ -11,7 +11,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,torch]'
+	$(BIN)/pip install --quiet -e '.[dev,devcluster,torch,plot,serving]'
 	touch $@
 
 # Kubernetes, etcd, kwok and helm, built from Go modules once and cached under ~/.cache/plinth.

@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from plinth import devcluster
-from plinth.devcluster.binaries import build_record_path
-from plinth.devcluster.nodes import GpuNodePool, create_nodes, ready_node_names, wait_nodes_ready
-from plinth.devcluster.processes import cpu_seconds, memory_rss_bytes
+import plinth_devcluster as devcluster
+from plinth_devcluster.binaries import build_record_path
+from plinth_devcluster.nodes import GpuNodePool, create_nodes, ready_node_names, wait_nodes_ready
+from plinth_devcluster.processes import cpu_seconds, memory_rss_bytes
 
 RESULTS = Path(__file__).parent / "results" / "devcluster.json"
 MIB = 1024 * 1024

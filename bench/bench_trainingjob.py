@@ -31,9 +31,9 @@ from typing import Any
 
 from kubernetes import client, watch
 
-from plinth import devcluster
-from plinth.devcluster.network import free_ports
-from plinth.devcluster.waiting import wait_for
+import plinth_devcluster as devcluster
+from plinth_devcluster.network import free_ports
+from plinth_devcluster.waiting import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -136,11 +136,11 @@ class RunningTracker:
         for event in stream.stream(
             core.list_namespaced_pod,
             NAMESPACE,
-            label_selector="plinth.dev/job-name",
+            label_selector="plinth.dev/trainingjob",
             timeout_seconds=3600,
         ):
             pod = event["object"]
-            job = pod.metadata.labels["plinth.dev/job-name"]
+            job = pod.metadata.labels["plinth.dev/trainingjob"]
             if pod.status.phase == "Running":
                 self.running.setdefault(job, set()).add(pod.metadata.name)
             if len(self.running.get(job, ())) >= self.workers and job not in self.all_running_at:
@@ -175,7 +175,7 @@ def seconds_to_first_attempt(api: client.ApiClient) -> list[float]:
     }
     delays = []
     for job in batch.list_namespaced_job(NAMESPACE).items:
-        owner = job.metadata.labels["plinth.dev/job-name"]
+        owner = job.metadata.labels["plinth.dev/trainingjob"]
         started = datetime.fromisoformat(created[owner].replace("Z", "+00:00"))
         delays.append((job.metadata.creation_timestamp - started).total_seconds())
     return delays

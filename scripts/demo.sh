@@ -40,7 +40,7 @@ step "What the operator made for the TrainingJobs (attempt Jobs, pods, rendezvou
 kubectl -n "$NAMESPACE" wait --for=jsonpath='{.status.phase}'=Succeeded --timeout=60s \
   trainingjob/mlp-single || true
 kubectl -n "$NAMESPACE" get trainingjobs
-kubectl -n "$NAMESPACE" get jobs,pods,services -l plinth.dev/job-name -o wide
+kubectl -n "$NAMESPACE" get jobs,pods,services -l plinth.dev/trainingjob -o wide
 kubectl -n "$NAMESPACE" describe trainingjob mlp-single | sed -n '/^Status:/,$p'
 
 step "The API explains itself"

@@ -19,9 +19,9 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from plinth import devcluster
-from plinth.devcluster import Binaries, ClusterInfo
-from plinth.devcluster.waiting import wait_for
+import plinth_devcluster as devcluster
+from plinth_devcluster import Binaries, ClusterInfo
+from plinth_devcluster.waiting import wait_for
 
 EXTERNAL_KUBECONFIG = "PLINTH_TEST_KUBECONFIG"
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from plinth.devcluster import ClusterInfo
-from plinth.devcluster.network import free_ports
-from plinth.devcluster.waiting import wait_for
+from plinth_devcluster import ClusterInfo
+from plinth_devcluster.network import free_ports
+from plinth_devcluster.waiting import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CRD_DIR = REPO_ROOT / "crds"
@@ -108,9 +108,15 @@ class OperatorProcess:
         return self.process.wait(timeout=timeout)
 
 
-def start_operator(kubeconfig: Path, log: Path, *extra_args: str) -> OperatorProcess:
-    """Start `python -m plinth run` against `kubeconfig` and wait until it is ready."""
-    port = free_ports(1)[0]
+def start_operator(
+    kubeconfig: Path, log: Path, *extra_args: str, port: int | None = None
+) -> OperatorProcess:
+    """Start `python -m plinth run` against `kubeconfig` and wait until it is ready.
+
+    `port` (default: a free one) serves probes, metrics and the intake; an operator
+    restarted on the same port is reached at the same metrics URL by running workers, as
+    behind a Service in a cluster."""
+    port = port or free_ports(1)[0]
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
     with log.open("ab") as stream:
         process = subprocess.Popen(
@@ -123,6 +129,9 @@ def start_operator(kubeconfig: Path, log: Path, *extra_args: str) -> OperatorPro
                 str(port),
                 "--metrics-base-url",
                 f"http://127.0.0.1:{port}",
+                # Kept beside the log, so a restarted operator keeps issuing the same tokens.
+                "--intake-key-file",
+                str(log.parent / "intake.key"),
                 *extra_args,
             ],
             env=env,

@@ -41,6 +41,7 @@ import math
 import os
 import signal
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -92,6 +93,7 @@ class Options:
     hang_at_step: int | None
     exit_code: int
     dist_timeout: float
+    step_seconds: float
 
 
 def parse_args(argv: Sequence[str] | None) -> Options:
@@ -116,6 +118,12 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     option("exit-code", int, "1", "exit code used by --fail-at-step")
     option("hang-at-step", int, None, "block after this step until killed, once (tests)")
     option("dist-timeout", float, "600", "seconds to wait for the other ranks")
+    option(
+        "step-seconds",
+        float,
+        "0",
+        "sleep this long after each step: makes a tiny run last like a real one (demos, tests)",
+    )
     return Options(**vars(parser.parse_args(argv)))
 
 
@@ -275,6 +283,8 @@ class TrainingRun:
         trained = DistributedDataParallel(self.model) if self.gang.distributed else self.model
         for step in range(start + 1, self.args.steps + 1):
             loss = self.train_step(trained, step)
+            if self.args.step_seconds > 0:
+                time.sleep(self.args.step_seconds)
             saved = self.save_if_due(step)
             self.report_if_due(step, loss, saved)
             exit_code = self.faults.exit_code_after(step, self.gang)

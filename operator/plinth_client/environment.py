@@ -26,11 +26,12 @@ also sets for each worker it starts: `MASTER_ADDR`, `MASTER_PORT`, `WORLD_SIZE`,
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 from urllib.parse import unquote, urlsplit
 
 NprocKeyword: TypeAlias = Literal["auto", "cpu", "gpu"]
@@ -75,6 +76,9 @@ class PlinthEnvironment:
     world_size: int | None = None
     rank: int | None = None
     local_rank: int | None = None
+    #: A sweep trial's parameter values (PLINTH_PARAMS, JSON), e.g. {"lr": 0.001}; empty
+    #: outside a sweep.
+    params: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_rank_below("RANK", self.rank, "WORLD_SIZE", self.world_size)
@@ -104,6 +108,7 @@ class PlinthEnvironment:
             world_size=env.positive("WORLD_SIZE"),
             rank=env.count("RANK"),
             local_rank=env.count("LOCAL_RANK"),
+            params=env.json_object("PLINTH_PARAMS"),
         )
 
     @property
@@ -170,6 +175,19 @@ class _Reader:
 
     def positive(self, name: str) -> int | None:
         return self._integer(name, minimum=1, meaning="a positive integer")
+
+    def json_object(self, name: str) -> dict[str, Any]:
+        """A JSON object (a sweep trial's parameters); {} when unset."""
+        value = self.text(name)
+        if value is None:
+            return {}
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ContractError(f"{name}: expected a JSON object ({error.msg})") from None
+        if not isinstance(parsed, dict):
+            raise ContractError(f"{name}: expected a JSON object, got {type(parsed).__name__}")
+        return parsed
 
     def port(self, name: str) -> int | None:
         port = self._integer(name, minimum=1, meaning="a TCP port (1-65535)")

@@ -19,7 +19,8 @@ The endpoint answers 2xx when the report is accepted and 401 when the token is w
 bounded number of attempts (connection errors, timeouts, 408, 429 and 5xx are retried;
 other answers are not), then logs a warning and drops the report. After a dropped report it
 stays quiet for a cool-down, dropping reports without touching the network, so a dead
-endpoint costs a training loop at most one round of attempts per cool-down. The token is
+endpoint costs a training loop at most one round of attempts per cool-down (a report naming
+a checkpoint is tried even then: it is a resume point, and a job's last report). The token is
 never logged; redirects are not followed (they would carry the token to another host) and
 proxy variables are ignored (the endpoint is inside the cluster). By default only rank 0
 reports, since every rank of a data-parallel job sees the same step.
@@ -50,10 +51,13 @@ SERVER_ERROR = 500
 class ReportPolicy:
     """How hard a reporter tries before it drops a report, and how long it then waits."""
 
-    timeout_s: float = 2.0
-    attempts: int = 3
+    #: A report naming a checkpoint is answered once the operator has written it to the
+    #: job's status: give that a few seconds.
+    timeout_s: float = 5.0
+    #: Five attempts, 0.25 s apart doubling (3.75 s in all), outlast an operator restart.
+    attempts: int = 5
     backoff_s: float = 0.25
-    cooldown_s: float = 30.0
+    cooldown_s: float = 5.0
 
 
 class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
@@ -125,7 +129,7 @@ class MetricsReporter:
         try:
             body, left_out = encode_report(step, metrics, checkpoint)
             self._warn_left_out(left_out)
-            return self._deliver(body)
+            return self._deliver(body, resume_point=checkpoint is not None)
         except Exception as error:  # the promise: reporting never breaks training
             log.warning("metrics report dropped: %s: %s", type(error).__name__, error)
             self.dropped += 1
@@ -137,8 +141,10 @@ class MetricsReporter:
                 self._warned_metrics.add(name)
                 log.warning("metric %r left out of reports: not a finite number", name)
 
-    def _deliver(self, body: bytes) -> bool:
-        if time.monotonic() < self._quiet_until:
+    def _deliver(self, body: bytes, resume_point: bool) -> bool:
+        """A report naming a checkpoint (a resume point, and always a job's last report) is
+        tried even during a cool-down: it is rare and the one that matters most."""
+        if time.monotonic() < self._quiet_until and not resume_point:
             self.dropped += 1
             return False
         error = self._attempt_all(body)

@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 
-from plinth.devcluster import ClusterInfo
-from plinth.devcluster.waiting import wait_for
+from plinth_devcluster import ClusterInfo
+from plinth_devcluster.waiting import wait_for
 from tests.plinth_testing import OperatorProcess, condition, install_crds, kubectl, kubectl_json
+from tests.support.cluster import apply_trainingjob
+from tests.support.factories import a_trainingjob
 
 LOOSE_SCHEMA = {
     "openAPIV3Schema": {
@@ -51,13 +53,7 @@ def trainingjob(cluster: ClusterInfo, namespace: str) -> dict[str, Any]:
 def test_an_invalid_spec_is_reported_once_and_never_retried_in_a_loop(
     loose_trainingjob_schema: None, operator: OperatorProcess, cluster: ClusterInfo, namespace: str
 ) -> None:
-    document = {
-        "apiVersion": "plinth.dev/v1alpha1",
-        "kind": "TrainingJob",
-        "metadata": {"name": "bad", "namespace": namespace},
-        "spec": {"image": "ghcr.io/acme/train:1", "nodes": 2, "resources": {"gpus": -1}},
-    }
-    kubectl(cluster, "apply", "-f", "-", input_text=json.dumps(document))
+    apply_trainingjob(cluster, a_trainingjob().named("bad").in_namespace(namespace).with_gpus(-1))
 
     def rejected() -> bool:
         accepted = condition(trainingjob(cluster, namespace), "Accepted") or {}

@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from plinth.devcluster import ClusterInfo
-from plinth.devcluster.waiting import wait_for
-from tests.e2e.test_trainingjob_lifecycle import create_job
+from plinth_devcluster import ClusterInfo
+from plinth_devcluster.waiting import wait_for
 from tests.plinth_testing import OperatorProcess, condition, kubectl, kubectl_json, start_operator
+from tests.support.cluster import create_job
 
 JOBS = 20
 SEED = 20261125
@@ -58,7 +58,7 @@ def most_active_workers(cluster: ClusterInfo, namespace: str) -> int:
         if pod["status"].get("phase") in ("Pending", "Running") and not pod["metadata"].get(
             "deletionTimestamp"
         ):
-            job = pod["metadata"]["labels"]["plinth.dev/job-name"]
+            job = pod["metadata"]["labels"]["plinth.dev/trainingjob"]
             active[job] = active.get(job, 0) + 1
     return max(active.values(), default=0)
 
@@ -111,13 +111,13 @@ def test_random_operator_kills_converge_to_the_right_end_states(
     for kind in ("jobs", "pods", "services", "secrets"):
         for child in items(cluster, namespace, kind):
             labels = child["metadata"].get("labels") or {}
-            if "plinth.dev/job-name" in labels and kind != "pods":
+            if "plinth.dev/trainingjob" in labels and kind != "pods":
                 assert child["metadata"]["ownerReferences"][0]["uid"] in owners, child["metadata"][
                     "name"
                 ]
     attempts_per_job: dict[str, int] = {}
     for attempt in items(cluster, namespace, "jobs"):
-        job_name = attempt["metadata"]["labels"]["plinth.dev/job-name"]
+        job_name = attempt["metadata"]["labels"]["plinth.dev/trainingjob"]
         attempts_per_job[job_name] = attempts_per_job.get(job_name, 0) + 1
     assert set(attempts_per_job.values()) == {1}, attempts_per_job
     kubectl(cluster, "-n", namespace, "delete", "trainingjobs", "--all", "--wait=true")

@@ -11,16 +11,16 @@ from typing import Any
 
 from kubernetes import client
 
-from plinth.devcluster import ClusterInfo
-from plinth.devcluster.waiting import wait_for
-from tests.e2e.test_trainingjob_lifecycle import (
+from plinth_devcluster import ClusterInfo
+from plinth_devcluster.waiting import wait_for
+from tests.plinth_testing import OperatorProcess, condition, event_reasons, kubectl
+from tests.support.cluster import (
     active_pods,
     children,
     create_job,
     phase,
     trainingjob,
 )
-from tests.plinth_testing import OperatorProcess, condition, event_reasons, kubectl
 
 RUN_FOREVER = {"devcluster.plinth.dev/run-forever": "true"}
 

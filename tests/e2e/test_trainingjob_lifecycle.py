@@ -7,47 +7,10 @@ deletion that leaves nothing behind.
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-from plinth.devcluster import ClusterInfo
-from plinth.devcluster.waiting import wait_for
+from plinth_devcluster import ClusterInfo
+from plinth_devcluster.waiting import wait_for
 from tests.plinth_testing import OperatorProcess, condition, event_reasons, kubectl, kubectl_json
-
-
-def create_job(cluster: ClusterInfo, namespace: str, name: str, **spec: Any) -> None:
-    document = {
-        "apiVersion": "plinth.dev/v1alpha1",
-        "kind": "TrainingJob",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"image": "ghcr.io/acme/train:1", "nodes": 2, "resources": {"gpus": 8}, **spec},
-    }
-    kubectl(cluster, "apply", "-f", "-", input_text=json.dumps(document))
-
-
-def trainingjob(cluster: ClusterInfo, namespace: str, name: str) -> dict[str, Any]:
-    found: dict[str, Any] = kubectl_json(cluster, "-n", namespace, "get", "trainingjob", name)
-    return found
-
-
-def phase(cluster: ClusterInfo, namespace: str, name: str) -> str | None:
-    return trainingjob(cluster, namespace, name).get("status", {}).get("phase")
-
-
-def children(cluster: ClusterInfo, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
-    selector = f"plinth.dev/job-name={name}"
-    items: list[dict[str, Any]] = kubectl_json(
-        cluster, "-n", namespace, "get", kind, "-l", selector
-    )["items"]
-    return items
-
-
-def active_pods(cluster: ClusterInfo, namespace: str, name: str) -> list[dict[str, Any]]:
-    return [
-        pod
-        for pod in children(cluster, namespace, "pods", name)
-        if pod["status"].get("phase") in ("Pending", "Running")
-    ]
+from tests.support.cluster import active_pods, children, create_job, phase, trainingjob
 
 
 def test_a_two_node_gpu_job_runs_and_succeeds_with_owned_children(

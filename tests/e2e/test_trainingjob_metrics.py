@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from plinth.devcluster import ClusterInfo
-from plinth.devcluster.waiting import wait_for
 from plinth_client.environment import PlinthEnvironment
 from plinth_client.reporting import MetricsReporter
-from tests.e2e.test_trainingjob_lifecycle import create_job, trainingjob
+from plinth_devcluster import ClusterInfo
+from plinth_devcluster.waiting import wait_for
 from tests.plinth_testing import OperatorProcess, kubectl, kubectl_json
+from tests.support.cluster import create_job, trainingjob
 
 
 def pod_environment(cluster: ClusterInfo, namespace: str, name: str) -> dict[str, str]:
@@ -101,3 +101,25 @@ def test_a_wrong_token_is_refused_and_no_token_is_ever_shown(
         operator.log_text(),
     ]
     assert not any(token in text for text in shown)
+
+
+def test_a_token_of_another_job_is_refused(
+    reporting_job: dict[str, str], cluster: ClusterInfo, namespace: str
+) -> None:
+    create_job(cluster, namespace, "neighbour", suspend=True, nodes=1)
+    wait_for(
+        lambda: (
+            kubectl(
+                cluster, "-n", namespace, "get", "secret", "neighbour-metrics-token", check=False
+            ).returncode
+            == 0
+        ),
+        what="the neighbour's token Secret",
+        timeout=30,
+    )
+    neighbour = pod_environment(cluster, namespace, "neighbour")
+    assert neighbour["PLINTH_METRICS_TOKEN"] != reporting_job["PLINTH_METRICS_TOKEN"]
+    body = {"step": 1, "metrics": {"loss": 1.0}}
+    assert post(reporting_job["PLINTH_METRICS_URL"], neighbour["PLINTH_METRICS_TOKEN"], body) == 401
+    assert post(neighbour["PLINTH_METRICS_URL"], reporting_job["PLINTH_METRICS_TOKEN"], body) == 401
+    assert post(neighbour["PLINTH_METRICS_URL"], neighbour["PLINTH_METRICS_TOKEN"], body) == 204

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from plinth.devcluster import ClusterInfo, podrunner
-from plinth.devcluster.waiting import wait_for
-from tests.e2e.test_trainingjob_lifecycle import create_job, phase, trainingjob
+from plinth_devcluster import ClusterInfo, podrunner
+from plinth_devcluster.waiting import wait_for
 from tests.plinth_testing import OperatorProcess, condition
+from tests.support.cluster import create_job, phase, trainingjob
 
 
 @pytest.fixture

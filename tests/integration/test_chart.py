@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from plinth.devcluster import ClusterInfo
-from plinth.devcluster.waiting import wait_for
+from plinth_devcluster import ClusterInfo
+from plinth_devcluster.waiting import wait_for
 from tests.plinth_testing import (
     EXAMPLES_DIR,
     REPO_ROOT,
@@ -151,7 +151,16 @@ def test_rbac_is_least_privilege(installed_crds: ClusterInfo, release: str) -> N
     assert not can_i(installed_crds, release, "delete", "nodes")
     assert not can_i(installed_crds, release, "delete", "customresourcedefinitions")
     assert not can_i(installed_crds, release, "create", "clusterrolebindings")
-    assert not can_i(installed_crds, release, "delete", "trainingjobs.plinth.dev", "-n", "default")
+    assert not can_i(
+        installed_crds, release, "delete", "modeldeployments.plinth.dev", "-n", "default"
+    )
+    # The TTL after finishing is the one reason to delete a user's resource.
+    assert can_i(installed_crds, release, "delete", "trainingjobs.plinth.dev", "-n", "default")
+    # Metrics tokens are derived from a mounted key: no Secret is ever read back.
+    for verb in ("get", "list", "watch"):
+        assert not can_i(installed_crds, release, verb, "secrets", "-n", "default")
+        assert not can_i(installed_crds, release, verb, "secrets", "-n", release)
+    assert can_i(installed_crds, release, "create", "secrets", "-n", "default")
     assert not can_i(
         installed_crds, release, "create", "pods", "--subresource=exec", "-n", "default"
     )

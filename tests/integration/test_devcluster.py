@@ -19,9 +19,9 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from plinth import devcluster
-from plinth.devcluster import DEFAULT_GPU_PRODUCT, GPU_RESOURCE, ClusterInfo
-from plinth.devcluster.commands import register
+import plinth_devcluster as devcluster
+from plinth_devcluster import DEFAULT_GPU_PRODUCT, GPU_RESOURCE, ClusterInfo
+from plinth_devcluster.cli import register
 
 pytestmark = pytest.mark.cluster
 

@@ -21,9 +21,9 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
-from plinth.devcluster import GpuNodePool, add_gpu_nodes
-from plinth.devcluster.nodes import GPU_RESOURCE, GPU_TAINT
-from plinth.devcluster.waiting import wait_for
+from plinth_devcluster import GpuNodePool, add_gpu_nodes
+from plinth_devcluster.nodes import GPU_RESOURCE, GPU_TAINT
+from plinth_devcluster.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 

@@ -154,3 +154,11 @@ def test_the_package_imports_only_the_standard_library() -> None:
         env={**os.environ, "PYTHONPATH": str(REPO / "operator")},
         check=True,
     )
+
+
+def test_a_sweep_trial_reads_its_parameters() -> None:
+    env = PlinthEnvironment.from_environ({"PLINTH_PARAMS": '{"lr": 0.001, "optimizer": "adam"}'})
+    assert env.params == {"lr": 0.001, "optimizer": "adam"}
+    assert PlinthEnvironment.from_environ({}).params == {}
+    with pytest.raises(ContractError, match="PLINTH_PARAMS: expected a JSON object"):
+        PlinthEnvironment.from_environ({"PLINTH_PARAMS": "[1, 2]"})

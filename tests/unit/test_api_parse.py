@@ -1,14 +1,12 @@
-"""parse_spec at the edge: good specs parse, bad ones are refused naming the field.
+"""parse_spec at the edge: good specs parse, bad ones are refused naming the field and rule.
 
-`INVALID_SPECS` is also meant for the integration tier: every case there must be refused by
-a real API server with the CRDs installed, with the same field in the error.
+The invalid-input corpus lives in tests/support/invalid_specs.py; the integration tier runs
+the same cases against a real API server. The tests at the end keep the corpus complete:
+every rule the API declares has a case there.
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,338 +16,27 @@ import yaml
 from plinth.api.v1alpha1 import (
     KINDS,
     AlgorithmName,
-    AutoMLSweepSpec,
+    EarlyStoppingName,
     InvalidSpecError,
     InvalidStatusError,
-    ModelDeploymentSpec,
     TrainingJobSpec,
     TrainingJobStatus,
     parse_spec,
     parse_status,
 )
+from tests.support.invalid_specs import (
+    BASES,
+    INVALID_NAMES,
+    INVALID_SPECS,
+    INVALID_UPDATES,
+    InvalidCase,
+    declared_spec_rules,
+    merged,
+    sweep,
+    training_job,
+)
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
-
-Spec = dict[str, Any]
-
-
-def training_job() -> Spec:
-    return {"image": "ghcr.io/acme/train:1", "nodes": 1, "resources": {"gpus": 1}}
-
-
-def sweep() -> Spec:
-    return {
-        "objectives": [{"metric": "loss", "direction": "minimize"}],
-        "parameters": [{"name": "lr", "type": "float", "min": 0.0001, "max": 0.1, "log": True}],
-        "budget": {"maxTrials": 4},
-        "trialTemplate": training_job(),
-    }
-
-
-def deployment() -> Spec:
-    return {"model": {"uri": "s3://models/resnet", "format": "onnx"}}
-
-
-BASES: dict[str, Callable[[], Spec]] = {
-    "TrainingJob": training_job,
-    "AutoMLSweep": sweep,
-    "ModelDeployment": deployment,
-}
-
-
-@dataclass(frozen=True)
-class InvalidCase:
-    """A valid base spec of `kind` with `changes` merged in (None deletes a key)."""
-
-    id: str
-    kind: str
-    changes: Spec
-    field: str  # the field path the error must name, e.g. "spec.resources.gpus"
-
-    def spec(self) -> Spec:
-        return merged(BASES[self.kind](), self.changes)
-
-
-def merged(base: Spec, changes: Spec) -> Spec:
-    result = copy.deepcopy(base)
-    for key, value in changes.items():
-        if value is None:
-            result.pop(key, None)
-        elif isinstance(value, dict) and isinstance(result.get(key), dict):
-            result[key] = merged(result[key], value)
-        else:
-            result[key] = value
-    return result
-
-
-INVALID_SPECS = [
-    # TrainingJob
-    InvalidCase("tj-no-image", "TrainingJob", {"image": None}, "spec.image"),
-    InvalidCase("tj-unknown-field", "TrainingJob", {"gpus": 8}, "spec.gpus"),
-    InvalidCase(
-        "tj-nodes-and-elastic", "TrainingJob", {"elastic": {"minNodes": 1, "maxNodes": 2}}, "spec"
-    ),
-    InvalidCase("tj-neither-nodes-nor-elastic", "TrainingJob", {"nodes": None}, "spec"),
-    InvalidCase("tj-zero-nodes", "TrainingJob", {"nodes": 0}, "spec.nodes"),
-    InvalidCase(
-        "tj-elastic-min-above-max",
-        "TrainingJob",
-        {"nodes": None, "elastic": {"minNodes": 4, "maxNodes": 2}},
-        "spec.elastic.minNodes",
-    ),
-    InvalidCase(
-        "tj-too-many-gpus", "TrainingJob", {"resources": {"gpus": 65}}, "spec.resources.gpus"
-    ),
-    InvalidCase(
-        "tj-bad-memory", "TrainingJob", {"resources": {"memory": "16 GB"}}, "spec.resources.memory"
-    ),
-    InvalidCase(
-        "tj-gpu-type-without-gpus",
-        "TrainingJob",
-        {"resources": {"gpus": 0, "gpuType": "NVIDIA-H100-80GB-HBM3"}},
-        "spec.resources.gpuType",
-    ),
-    InvalidCase(
-        "tj-more-procs-than-gpus",
-        "TrainingJob",
-        {"procsPerNode": 4, "resources": {"gpus": 2}},
-        "spec.procsPerNode",
-    ),
-    InvalidCase(
-        "tj-reserved-env", "TrainingJob", {"env": [{"name": "RANK", "value": "0"}]}, "spec.env"
-    ),
-    InvalidCase(
-        "tj-duplicate-env",
-        "TrainingJob",
-        {"env": [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]},
-        "spec.env",
-    ),
-    InvalidCase(
-        "tj-env-value-and-value-from",
-        "TrainingJob",
-        {
-            "env": [
-                {
-                    "name": "A",
-                    "value": "1",
-                    "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}},
-                }
-            ]
-        },
-        "spec.env[0].valueFrom",
-    ),
-    InvalidCase(
-        "tj-exit-code-out-of-range",
-        "TrainingJob",
-        {"restartPolicy": {"permanentExitCodes": [256]}},
-        "spec.restartPolicy.permanentExitCodes[0]",
-    ),
-    InvalidCase(
-        "tj-bad-checkpoint-uri",
-        "TrainingJob",
-        {"checkpoint": {"uri": "relative/dir"}},
-        "spec.checkpoint.uri",
-    ),
-    InvalidCase(
-        "tj-bad-on-timeout",
-        "TrainingJob",
-        {"scheduling": {"onTimeout": "wait"}},
-        "spec.scheduling.onTimeout",
-    ),
-    InvalidCase(
-        "tj-mount-of-unknown-volume",
-        "TrainingJob",
-        {"podTemplate": {"volumeMounts": [{"name": "data", "mountPath": "/data"}]}},
-        "spec.podTemplate.volumeMounts",
-    ),
-    InvalidCase(
-        "tj-reserved-label",
-        "TrainingJob",
-        {"podTemplate": {"labels": {"plinth.dev/job": "x"}}},
-        "spec.podTemplate.labels",
-    ),
-    InvalidCase(
-        "tj-toleration-exists-with-value",
-        "TrainingJob",
-        {"podTemplate": {"tolerations": [{"key": "k", "operator": "Exists", "value": "v"}]}},
-        "spec.podTemplate.tolerations[0].value",
-    ),
-    # AutoMLSweep
-    InvalidCase("sweep-no-objectives", "AutoMLSweep", {"objectives": []}, "spec.objectives"),
-    InvalidCase(
-        "sweep-bad-direction",
-        "AutoMLSweep",
-        {"objectives": [{"metric": "loss", "direction": "down"}]},
-        "spec.objectives[0].direction",
-    ),
-    InvalidCase(
-        "sweep-bad-algorithm",
-        "AutoMLSweep",
-        {"algorithm": {"name": "bayes"}},
-        "spec.algorithm.name",
-    ),
-    InvalidCase(
-        "sweep-min-above-max",
-        "AutoMLSweep",
-        {"parameters": [{"name": "lr", "type": "float", "min": 1, "max": 0.1}]},
-        "spec.parameters[0].min",
-    ),
-    InvalidCase(
-        "sweep-float-without-range",
-        "AutoMLSweep",
-        {"parameters": [{"name": "lr", "type": "float"}]},
-        "spec.parameters[0].min",
-    ),
-    InvalidCase(
-        "sweep-categorical-without-values",
-        "AutoMLSweep",
-        {"parameters": [{"name": "opt", "type": "categorical"}]},
-        "spec.parameters[0].values",
-    ),
-    InvalidCase(
-        "sweep-categorical-with-range",
-        "AutoMLSweep",
-        {"parameters": [{"name": "opt", "type": "categorical", "values": ["adam"], "min": 1}]},
-        "spec.parameters[0].type",
-    ),
-    InvalidCase(
-        "sweep-values-on-float",
-        "AutoMLSweep",
-        {"parameters": [{"name": "lr", "type": "float", "min": 0, "max": 1, "values": [1]}]},
-        "spec.parameters[0].values",
-    ),
-    InvalidCase(
-        "sweep-log-from-zero",
-        "AutoMLSweep",
-        {"parameters": [{"name": "lr", "type": "float", "min": 0, "max": 1, "log": True}]},
-        "spec.parameters[0].log",
-    ),
-    InvalidCase(
-        "sweep-int-with-fraction",
-        "AutoMLSweep",
-        {"parameters": [{"name": "layers", "type": "int", "min": 1.5, "max": 4}]},
-        "spec.parameters[0].type",
-    ),
-    InvalidCase(
-        "sweep-duplicate-parameter",
-        "AutoMLSweep",
-        {
-            "parameters": [
-                {"name": "lr", "type": "float", "min": 0, "max": 1},
-                {"name": "lr", "type": "float", "min": 0, "max": 1},
-            ]
-        },
-        "spec.parameters",
-    ),
-    InvalidCase(
-        "sweep-grid-float-without-step",
-        "AutoMLSweep",
-        {"algorithm": {"name": "grid"}},
-        "spec.parameters",
-    ),
-    InvalidCase(
-        "sweep-parallel-above-max",
-        "AutoMLSweep",
-        {"budget": {"maxTrials": 2, "parallelTrials": 4}},
-        "spec.budget.parallelTrials",
-    ),
-    InvalidCase("sweep-no-budget", "AutoMLSweep", {"budget": None}, "spec.budget"),
-    InvalidCase(
-        "sweep-pruning-two-objectives",
-        "AutoMLSweep",
-        {
-            "objectives": [
-                {"metric": "loss", "direction": "minimize"},
-                {"metric": "latency", "direction": "minimize"},
-            ],
-            "earlyStopping": {"name": "asha"},
-        },
-        "spec.earlyStopping",
-    ),
-    InvalidCase(
-        "sweep-setting-of-other-pruner",
-        "AutoMLSweep",
-        {"earlyStopping": {"name": "asha", "startupTrials": 3}},
-        "spec.earlyStopping.startupTrials",
-    ),
-    InvalidCase(
-        "sweep-bad-trial-template",
-        "AutoMLSweep",
-        {"trialTemplate": {"resources": {"gpus": -1}}},
-        "spec.trialTemplate.resources.gpus",
-    ),
-    InvalidCase(
-        "sweep-warm-start-unknown-metric",
-        "AutoMLSweep",
-        {"warmStart": {"trials": [{"parameters": {"lr": 0.01}, "values": {"accuracy": 0.9}}]}},
-        "spec.warmStart",
-    ),
-    # ModelDeployment
-    InvalidCase(
-        "md-two-model-sources",
-        "ModelDeployment",
-        {"model": {"fromTrainingJob": {"name": "job"}}},
-        "spec.model",
-    ),
-    InvalidCase("md-no-model-source", "ModelDeployment", {"model": {"uri": None}}, "spec.model"),
-    InvalidCase(
-        "md-bad-format", "ModelDeployment", {"model": {"format": "pickle"}}, "spec.model.format"
-    ),
-    InvalidCase(
-        "md-min-above-max-replicas",
-        "ModelDeployment",
-        {"autoscaling": {"minReplicas": 3, "maxReplicas": 2}},
-        "spec.autoscaling.minReplicas",
-    ),
-    InvalidCase(
-        "md-range-without-target",
-        "ModelDeployment",
-        {"autoscaling": {"minReplicas": 1, "maxReplicas": 4}},
-        "spec.autoscaling.target",
-    ),
-    InvalidCase(
-        "md-scale-to-zero",
-        "ModelDeployment",
-        {"autoscaling": {"minReplicas": 0}},
-        "spec.autoscaling.minReplicas",
-    ),
-    InvalidCase(
-        "md-bad-backend",
-        "ModelDeployment",
-        {"autoscaling": {"backend": "knative"}},
-        "spec.autoscaling.backend",
-    ),
-    InvalidCase(
-        "md-batching-without-batch-size",
-        "ModelDeployment",
-        {"runtime": {"dynamicBatching": {}}},
-        "spec.runtime.dynamicBatching",
-    ),
-    InvalidCase(
-        "md-preferred-batch-too-big",
-        "ModelDeployment",
-        {"runtime": {"maxBatchSize": 8, "dynamicBatching": {"preferredBatchSizes": [16]}}},
-        "spec.runtime.dynamicBatching.preferredBatchSizes",
-    ),
-    InvalidCase(
-        "md-canary-weights-decreasing",
-        "ModelDeployment",
-        {"rollout": {"canary": {"steps": [{"weight": 50}, {"weight": 10}]}}},
-        "spec.rollout.canary.steps",
-    ),
-    InvalidCase(
-        "md-canary-weight-100",
-        "ModelDeployment",
-        {"rollout": {"canary": {"steps": [{"weight": 100}]}}},
-        "spec.rollout.canary.steps[0].weight",
-    ),
-    InvalidCase(
-        "md-error-rate-above-one",
-        "ModelDeployment",
-        {"rollout": {"canary": {"steps": [{"weight": 10}], "gates": {"maxErrorRate": 5}}}},
-        "spec.rollout.canary.gates.maxErrorRate",
-    ),
-]
 
 
 # --------------------------------------------------------------------------------------
@@ -374,17 +61,19 @@ def test_every_example_parses(document: dict[str, Any]) -> None:
     assert isinstance(spec, KINDS[document["kind"]].spec_model)
 
 
-def test_examples_cover_every_kind() -> None:
+def test_examples_show_every_kind() -> None:
+    # Also keeps the example tests here and in the integration tier from running on nothing.
     kinds = {document["kind"] for _, document in example_documents()}
     assert kinds == set(KINDS)
 
 
 @pytest.mark.parametrize("kind", list(BASES))
-def test_the_minimal_specs_parse(kind: str) -> None:
+def test_the_bases_of_the_invalid_cases_parse(kind: str) -> None:
+    # An invalid base would make every case built on it pass for the wrong reason.
     assert isinstance(parse_spec(kind, BASES[kind]()), KINDS[kind].spec_model)
 
 
-def test_training_job_defaults_are_what_the_crd_says() -> None:
+def test_a_minimal_training_job_gets_the_documented_defaults() -> None:
     spec = parse_spec("TrainingJob", {"image": "x", "nodes": 2})
     assert isinstance(spec, TrainingJobSpec)
     assert spec.resources.gpus == 0
@@ -434,10 +123,18 @@ def test_specs_are_immutable() -> None:
         spec.image = "other"  # type: ignore[misc]
 
 
-def test_typed_parse_results() -> None:
-    assert isinstance(parse_spec("AutoMLSweep", sweep()), AutoMLSweepSpec)
-    assert isinstance(parse_spec("ModelDeployment", deployment()), ModelDeploymentSpec)
-    assert parse_spec("AutoMLSweep", sweep()).algorithm.name == AlgorithmName.TPE
+def test_a_minimal_sweep_gets_the_documented_defaults() -> None:
+    spec = parse_spec("AutoMLSweep", sweep())
+    assert spec.algorithm.name == AlgorithmName.TPE
+    assert spec.early_stopping.name == EarlyStoppingName.NONE
+    assert (spec.budget.parallel_trials, spec.budget.max_failed_trials) == (1, 3)
+
+
+def test_a_minimal_deployment_runs_one_replica_without_canary() -> None:
+    spec = parse_spec("ModelDeployment", {"model": {"uri": "https://m/r.onnx", "format": "onnx"}})
+    assert (spec.autoscaling.min_replicas, spec.autoscaling.max_replicas) == (1, 1)
+    assert spec.rollout.canary is None
+    assert spec.resources.gpus == 0
 
 
 def test_categorical_choices_are_integers_or_strings() -> None:
@@ -470,8 +167,11 @@ def test_categorical_choices_are_integers_or_strings() -> None:
 def test_invalid_specs_are_refused_naming_the_field(case: InvalidCase) -> None:
     with pytest.raises(InvalidSpecError) as caught:
         parse_spec(case.kind, case.spec())
-    named = [problem.split(": ", 1)[0] for problem in caught.value.problems]
-    assert case.field in named, f"{case.field} not in {caught.value}"
+    if case.rule is None:
+        named = [problem.split(": ", 1)[0] for problem in caught.value.problems]
+        assert case.field in named, f"{case.field} not in {caught.value}"
+    else:
+        assert f"{case.field}: {case.rule}" in caught.value.problems, str(caught.value)
 
 
 def test_the_error_message_reads_path_colon_problem() -> None:
@@ -490,7 +190,7 @@ def test_every_problem_is_reported_at_once() -> None:
 
 def test_a_spec_that_is_not_an_object_is_refused() -> None:
     with pytest.raises(InvalidSpecError, match=r"^spec: Input should be"):
-        parse_spec("TrainingJob", "image: x")  # type: ignore[arg-type]
+        parse_spec("TrainingJob", "image: x")  # type: ignore[call-overload]
 
 
 def test_unknown_kinds_are_a_programming_error() -> None:
@@ -498,11 +198,56 @@ def test_unknown_kinds_are_a_programming_error() -> None:
         parse_spec("Notebook", {})
 
 
-def test_python_only_rules_report_through_parse_spec() -> None:
-    # CEL cannot see warm-start parameter values (they have no single type).
-    spec = merged(sweep(), {"warmStart": {"trials": [{"parameters": {"momentum": 0.9}}]}})
-    with pytest.raises(InvalidSpecError, match=r"spec\.warmStart: .*parameters of the sweep"):
-        parse_spec("AutoMLSweep", spec)
+# --------------------------------------------------------------------------------------
+# The corpus covers every rule
+# --------------------------------------------------------------------------------------
+
+
+def test_rule_messages_tell_the_rules_apart() -> None:
+    # The corpus names a rule by its message, so no two rules may share one.
+    messages = [rule.message for _, rule in declared_spec_rules()]
+    assert len(messages) == len(set(messages)), sorted(messages)
+
+
+def test_every_cross_field_rule_has_a_bad_input_case() -> None:
+    declared = {rule.message: model.__name__ for model, rule in declared_spec_rules()}
+    covered = {case.rule for case in INVALID_SPECS if case.rule is not None}
+    missing = [
+        f"{model}: {message}" for message, model in declared.items() if message not in covered
+    ]
+    assert not missing, f"rules without a case in tests/support/invalid_specs.py: {missing}"
+    assert covered <= set(declared), (
+        f"cases of rules that no longer exist: {covered - set(declared)}"
+    )
+
+
+def test_only_rules_without_cel_are_left_to_the_operator() -> None:
+    has_cel = {rule.message: rule.cel is not None for _, rule in declared_spec_rules()}
+    for case in INVALID_SPECS:
+        if case.rule is not None:
+            assert case.server_refuses == has_cel[case.rule], case.id
+        else:
+            assert case.server_refuses, case.id
+
+
+def test_every_transition_rule_has_a_bad_update_case() -> None:
+    declared = {
+        (kind, rule.message) for kind, info in KINDS.items() for rule in info.spec_transition_rules
+    }
+    covered = {(case.kind, case.rule) for case in INVALID_UPDATES}
+    assert declared == covered, {"without a case": declared - covered, "stale": covered - declared}
+
+
+def test_every_object_rule_has_a_bad_name_case() -> None:
+    declared = {(kind, rule.message) for kind, info in KINDS.items() for rule in info.object_rules}
+    covered = {(case.kind, case.rule) for case in INVALID_NAMES}
+    assert declared == covered, {"without a case": declared - covered, "stale": covered - declared}
+
+
+def test_every_update_case_is_a_valid_spec_the_stored_object_forbids() -> None:
+    # A transition case must fail only because of the stored object, not as a new spec.
+    for case in INVALID_UPDATES:
+        parse_spec(case.kind, merged(BASES[case.kind](), case.changes))
 
 
 # --------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ and review the diff of the YAML files like any other change.
 from __future__ import annotations
 
 import base64
+import copy
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -23,21 +24,20 @@ import yaml
 
 from plinth import cli
 from plinth.api.v1alpha1 import InvalidSpecError, TrainingJobSpec, parse_spec
-from plinth.builders.render import BUILDERS
+from plinth.api.wellknown import ANNOTATION_COMPLETION_INDEX, LABEL_TRAININGJOB
 from plinth.builders.trainingjob import (
-    ANNOTATION_COMPLETION_INDEX,
-    LABEL_JOB_NAME,
     TrainingJobChildren,
     TrainingJobContext,
     build_trainingjob_children,
-    job_name,
     master_address,
-    metrics_secret_name,
     render_trainingjob,
     total_gpus,
-    worker_labels,
 )
+from plinth.status.trainingjob import AttemptToApply
+from plinth.status.trainingjob_observe import attempt_of
+from plinth.status.trainingjob_observed import CarriedCounts
 from plinth_client import PlinthEnvironment
+from tests.support.factories import a_trainingjob
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden" / "trainingjob"
@@ -47,6 +47,7 @@ METRICS_BASE_URL = "http://plinth-operator.plinth-system.svc:8080/"
 TOKEN = "s3cr3t-token-0123456789abcdef"
 MAX_NAME = "a" * 48  # the longest name the CRD accepts (see TRAINING_JOB.object_rules)
 DNS_LABEL_MAX = 63
+UID = "6f1c1d9e-3c39-4b7e-9a57-0d1f0f3b2a10"
 
 Spec = dict[str, Any]
 
@@ -57,12 +58,9 @@ Spec = dict[str, Any]
 
 
 def cpu_spec() -> Spec:
-    return {
-        "image": "ghcr.io/acme/train:1",
-        "command": ["python", "train.py"],
-        "nodes": 1,
-        "resources": {"cpu": "2", "memory": "4Gi"},
-    }
+    return (
+        a_trainingjob().with_command("python", "train.py").with_nodes(1).on_cpu("2", "4Gi")
+    ).spec_fields()
 
 
 def gpu_spec() -> Spec:
@@ -83,27 +81,29 @@ def gpu_spec() -> Spec:
 
 
 def elastic_spec() -> Spec:
-    return {
-        "image": "ghcr.io/acme/train:1",
-        "command": ["torchrun", "train.py"],
-        "elastic": {"minNodes": 2, "maxNodes": 4, "maxRestarts": 5},
-        "procsPerNode": 2,
-        "resources": {"gpus": 4},
-        "checkpoint": {"uri": "s3://checkpoints/elastic"},
-    }
+    return (
+        a_trainingjob()
+        .with_command("torchrun", "train.py")
+        .elastic(2, 4, max_restarts=5)
+        .with_procs_per_node(2)
+        .with_gpus(4)
+        .with_checkpoint("s3://checkpoints/elastic")
+    ).spec_fields()
 
 
-def context(**changes: Any) -> TrainingJobContext:
-    base = TrainingJobContext(
-        name="train",
-        namespace="team-a",
-        uid="6f1c1d9e-3c39-4b7e-9a57-0d1f0f3b2a10",
-        attempt=0,
-        suspend=False,
-        metrics_base_url=METRICS_BASE_URL,
+def context(
+    name: str = "train",
+    attempt: int = 0,
+    suspend: bool = False,
+    metrics_base_url: str | None = METRICS_BASE_URL,
+) -> TrainingJobContext:
+    owner = a_trainingjob().named(name).in_namespace("team-a").with_uid(UID).ref()
+    return TrainingJobContext(
+        owner=owner,
+        attempt=AttemptToApply(attempt=attempt, suspend=suspend, carried=CarriedCounts()),
+        metrics_base_url=metrics_base_url,
         token=TOKEN,
     )
-    return replace(base, **changes)
 
 
 def build(spec: Spec, **changes: Any) -> TrainingJobChildren:
@@ -197,14 +197,23 @@ def test_the_same_input_builds_the_same_output(case: str) -> None:
     assert yaml.safe_dump_all(first.manifests()) == yaml.safe_dump_all(second.manifests())
 
 
-def test_changing_one_build_leaves_the_next_alone() -> None:
-    first = children_of("gpu-2x8")
-    for child in first.manifests():
-        child["metadata"]["labels"]["changed"] = "yes"
-    pod_spec(first)["tolerations"][0]["effect"] = "NoExecute"
-    second = children_of("gpu-2x8")
-    assert all("changed" not in child["metadata"]["labels"] for child in second.manifests())
-    assert pod_spec(second)["tolerations"][0]["effect"] == "NoSchedule"
+def scribble_over(value: Any) -> None:
+    """Change every mapping and list inside `value`, as a careless caller might."""
+    if isinstance(value, dict):
+        for item in list(value.values()):
+            scribble_over(item)
+        value["scribbled"] = True
+    elif isinstance(value, list):
+        for item in value:
+            scribble_over(item)
+        value.append("scribbled")
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_changing_one_build_leaves_the_next_alone(case: str) -> None:
+    untouched = copy.deepcopy(children_of(case).manifests())
+    scribble_over(children_of(case).manifests())
+    assert children_of(case).manifests() == untouched
 
 
 # --------------------------------------------------------------------------------------
@@ -315,7 +324,7 @@ def test_every_child_is_owned_and_labelled(case: str) -> None:
                 "blockOwnerDeletion": True,
             }
         ]
-        assert metadata["labels"][LABEL_JOB_NAME] == name
+        assert metadata["labels"][LABEL_TRAININGJOB] == name
         assert metadata["labels"]["app.kubernetes.io/managed-by"] == "plinth"
         assert metadata["labels"]["app.kubernetes.io/name"] == "trainingjob"
 
@@ -346,10 +355,24 @@ def test_names_fit_dns_labels_for_the_longest_name() -> None:
     assert max(len(value) for value in values) <= DNS_LABEL_MAX
 
 
-def test_child_names() -> None:
-    assert job_name("train", 3) == "train-r3"
-    assert metrics_secret_name("train") == "train-metrics-token"
-    assert worker_labels("train", 3)["plinth.dev/attempt"] == "3"
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_the_children_find_each_other(case: str) -> None:
+    """Workers resolve index 0 under the Service, the Service selects the attempt's pods,
+    the token variable reads the Secret built beside it, and the attempt number the Job
+    carries is the one the status layer reads back."""
+    children, changes = children_of(case), CASES[case].changes
+    service, secret, job = children.service, children.secret, children.job
+    namespace, template = job["metadata"]["namespace"], job["spec"]["template"]
+    assert pod_spec(children)["subdomain"] == service["metadata"]["name"]
+    index_zero = f"{job['metadata']['name']}-0"  # an Indexed Job's hostname of index 0
+    env = env_values(children)
+    assert env["MASTER_ADDR"] == f"{index_zero}.{service['metadata']['name']}.{namespace}.svc"
+    assert service["spec"]["selector"].items() <= template["metadata"]["labels"].items()
+    assert attempt_of(job) == attempt_of(template) == changes.get("attempt", 0)
+    if "PLINTH_METRICS_TOKEN" in env:
+        token = env["PLINTH_METRICS_TOKEN"]["secretKeyRef"]
+        assert token["name"] == secret["metadata"]["name"]
+        assert token["key"] in secret["data"]
 
 
 # --------------------------------------------------------------------------------------
@@ -372,11 +395,25 @@ def test_without_permanent_exit_codes_only_disruption_fails_the_job() -> None:
     ]
 
 
-def test_the_job_runs_one_pod_per_node_and_never_retries_itself() -> None:
-    job = children_of("elastic").job["spec"]
-    assert (job["completions"], job["parallelism"], job["backoffLimit"]) == (4, 4, 0)
+def test_a_fixed_gang_runs_one_pod_per_node_and_never_retries_one() -> None:
+    job = children_of("gpu-2x8").job["spec"]
+    assert (job["completions"], job["parallelism"], job["backoffLimit"]) == (2, 2, 0)
+    assert "backoffLimitPerIndex" not in job
     assert "activeDeadlineSeconds" not in job
     assert "ttlSecondsAfterFinished" not in job
+
+
+def test_an_elastic_gang_replaces_a_member_that_left_up_to_max_restarts() -> None:
+    job = children_of("elastic").job["spec"]
+    assert (job["completions"], job["parallelism"]) == (4, 4)
+    assert (job["backoffLimitPerIndex"], job["maxFailedIndexes"]) == (5, 0)
+    assert "backoffLimit" not in job
+    disrupted = {"type": "DisruptionTarget", "status": "True"}
+    assert job["podFailurePolicy"]["rules"][0] == {
+        "action": "Ignore",
+        "onPodConditions": [disrupted],
+    }
+    assert job["successPolicy"] == {"rules": [{"succeededIndexes": "0"}]}
 
 
 def test_suspend_and_queue_come_from_the_caller_and_spec() -> None:
@@ -405,10 +442,6 @@ def test_total_gpus_counts_every_worker() -> None:
 # --------------------------------------------------------------------------------------
 # plinth render
 # --------------------------------------------------------------------------------------
-
-
-def test_render_is_registered_for_trainingjobs() -> None:
-    assert BUILDERS["TrainingJob"] is render_trainingjob
 
 
 def test_plinth_render_prints_a_service_a_secret_and_a_job(
@@ -451,3 +484,11 @@ def test_a_users_own_dev_shm_mount_is_kept_alone() -> None:
     children = build(spec)
     assert [m["name"] for m in worker(children)["volumeMounts"]] == ["shm"]
     assert [v["name"] for v in pod_spec(children)["volumes"]] == ["shm"]
+
+
+def test_a_sweep_trial_hands_its_parameters_to_its_workers() -> None:
+    spec = parse_spec("TrainingJob", cpu_spec())
+    trial = replace(context(), trial_parameters='{"lr": 0.001}')
+    env = env_values(build_trainingjob_children(spec, trial))
+    assert env["PLINTH_PARAMS"] == '{"lr": 0.001}'
+    assert "PLINTH_PARAMS" not in env_values(children_of("cpu-1x1"))

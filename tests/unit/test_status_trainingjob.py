@@ -3,49 +3,31 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from plinth.api.v1alpha1 import TrainingJobSpec, TrainingJobStatus, parse_spec
-from plinth.status.trainingjob import JobIdentity, TrainingJobPlan, plan_trainingjob
+from plinth.api.v1alpha1 import TrainingJobSpec, TrainingJobStatus
+from plinth.status.trainingjob import TrainingJobPlan, plan_trainingjob
 from plinth.status.trainingjob_observed import (
     AttemptFailure,
     CarriedCounts,
     FailureKind,
     ObservedAttempt,
     ObservedTrainingJob,
-    ObservedWorker,
     WorkerPhase,
 )
+from tests.support.factories import T0, a_trainingjob, a_worker, an_attempt
 
-T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-IDENTITY = JobIdentity(name="llm", generation=1, created=T0)
+IDENTITY = a_trainingjob().owner()
 
 
 def spec(**changes: Any) -> TrainingJobSpec:
-    base: dict[str, Any] = {
-        "image": "ghcr.io/acme/train:1",
-        "nodes": 2,
-        "resources": {"gpus": 8},
-    }
-    return parse_spec("TrainingJob", {**base, **changes})
-
-
-def worker(index: int, phase: WorkerPhase = WorkerPhase.RUNNING, **changes: Any) -> ObservedWorker:
-    scheduled = phase != WorkerPhase.PENDING
-    defaults: dict[str, Any] = {
-        "node_name": f"gpu-node-{index}" if scheduled else None,
-        "start_time": T0 if scheduled else None,
-    }
-    return ObservedWorker(index=index, phase=phase, **{**defaults, **changes})
-
-
-def attempt(number: int = 0, *workers: ObservedWorker, **changes: Any) -> ObservedAttempt:
-    return ObservedAttempt(attempt=number, created=T0, workers=workers, **changes)
+    """The default 2-node x 8-GPU job with top-level spec fields changed."""
+    return a_trainingjob().with_fields(**changes).spec()
 
 
 def running(number: int = 0, **changes: Any) -> ObservedAttempt:
-    return attempt(number, worker(0), worker(1), **changes)
+    return an_attempt(number, a_worker(0), a_worker(1), **changes)
 
 
 def plan(
@@ -105,8 +87,8 @@ def test_a_running_jobs_status_does_not_change_between_periods() -> None:
 
 
 def test_workers_waiting_for_placement_are_pending_with_the_reason() -> None:
-    stuck = worker(1, WorkerPhase.PENDING, unschedulable_message="0/4 nodes are available")
-    result = plan(attempt(0, worker(0), stuck), nodes_that_fit=1)
+    stuck = a_worker(1, WorkerPhase.PENDING, unschedulable_message="0/4 nodes are available")
+    result = plan(an_attempt(0, a_worker(0), stuck), nodes_that_fit=1)
     assert result.status.phase == "Pending"
     status, reason, message = condition(result, "Scheduled")
     assert (status, reason) == ("False", "Unschedulable")
@@ -116,9 +98,9 @@ def test_workers_waiting_for_placement_are_pending_with_the_reason() -> None:
 
 
 def test_a_gang_that_does_not_fit_in_time_is_released_whole() -> None:
-    stuck = worker(1, WorkerPhase.PENDING, unschedulable_message="Insufficient nvidia.com/gpu")
+    stuck = a_worker(1, WorkerPhase.PENDING, unschedulable_message="Insufficient nvidia.com/gpu")
     later = T0 + timedelta(seconds=301)
-    result = plan(attempt(0, worker(0), stuck), at=later, nodes_that_fit=1)
+    result = plan(an_attempt(0, a_worker(0), stuck), at=later, nodes_that_fit=1)
     assert result.apply is not None
     assert result.apply.suspend
     assert result.apply.gang_released_at == later
@@ -129,7 +111,7 @@ def test_a_gang_that_does_not_fit_in_time_is_released_whole() -> None:
 
 def test_a_released_gang_is_retried_after_the_same_wait() -> None:
     released = T0 + timedelta(seconds=301)
-    observed = attempt(0, suspended=True, gang_released_at=released)
+    observed = an_attempt(0, suspended=True, gang_released_at=released)
     waiting = plan(observed, at=released + timedelta(seconds=10))
     assert waiting.apply is not None and waiting.apply.suspend
     retry = plan(observed, at=released + timedelta(seconds=300))
@@ -139,19 +121,19 @@ def test_a_released_gang_is_retried_after_the_same_wait() -> None:
 
 
 def test_gang_timeout_fails_the_job_when_asked() -> None:
-    stuck = worker(1, WorkerPhase.PENDING, unschedulable_message="Insufficient nvidia.com/gpu")
+    stuck = a_worker(1, WorkerPhase.PENDING, unschedulable_message="Insufficient nvidia.com/gpu")
     job = spec(scheduling={"scheduleTimeoutSeconds": 60, "onTimeout": "fail"})
-    result = plan(attempt(0, worker(0), stuck), job=job, at=T0 + timedelta(seconds=61))
+    result = plan(an_attempt(0, a_worker(0), stuck), job=job, at=T0 + timedelta(seconds=61))
     assert result.status.phase == "Failed"
     assert condition(result, "Failed")[1] == "Unschedulable"
     assert result.apply is not None and result.apply.suspend
 
 
 def test_all_workers_done_is_succeeded_then_deleted_after_ttl() -> None:
-    done = attempt(
+    done = an_attempt(
         0,
-        worker(0, WorkerPhase.SUCCEEDED, finish_time=T0 + timedelta(seconds=5)),
-        worker(1, WorkerPhase.SUCCEEDED, finish_time=T0 + timedelta(seconds=5)),
+        a_worker(0, WorkerPhase.SUCCEEDED, finish_time=T0 + timedelta(seconds=5)),
+        a_worker(1, WorkerPhase.SUCCEEDED, finish_time=T0 + timedelta(seconds=5)),
         completed=True,
         completion_time=T0 + timedelta(seconds=5),
     )
@@ -171,10 +153,10 @@ def test_all_workers_done_is_succeeded_then_deleted_after_ttl() -> None:
 
 def crashed(number: int = 0, failures: int = 0, **changes: Any) -> ObservedAttempt:
     failure = AttemptFailure(FailureKind.CRASHED, "worker 1 exited with code 1", exit_code=1)
-    done = worker(0, WorkerPhase.FAILED, finish_time=T0 + timedelta(seconds=4))
-    failed = worker(1, WorkerPhase.FAILED, exit_code=1, finish_time=T0 + timedelta(seconds=4))
+    done = a_worker(0, WorkerPhase.FAILED, finish_time=T0 + timedelta(seconds=4))
+    failed = a_worker(1, WorkerPhase.FAILED, exit_code=1, finish_time=T0 + timedelta(seconds=4))
     carried = CarriedCounts(failures=failures)
-    return attempt(number, done, failed, failure=failure, carried=carried, **changes)
+    return an_attempt(number, done, failed, failure=failure, carried=carried, **changes)
 
 
 def test_a_worker_failure_restarts_the_whole_gang_counting_a_restart() -> None:
@@ -188,7 +170,7 @@ def test_a_worker_failure_restarts_the_whole_gang_counting_a_restart() -> None:
 
 
 def test_the_restart_waits_until_the_failed_gang_has_stopped() -> None:
-    still_running = replace(crashed(), workers=(worker(0), worker(1, WorkerPhase.FAILED)))
+    still_running = replace(crashed(), workers=(a_worker(0), a_worker(1, WorkerPhase.FAILED)))
     result = plan(still_running)
     assert result.apply is not None
     assert (result.apply.attempt, result.apply.suspend) == (0, True)
@@ -219,7 +201,9 @@ def test_a_permanent_exit_code_fails_at_once_naming_the_code() -> None:
     assert result.status.phase == "Failed"
     assert condition(result, "Failed")[1] == "PermanentExitCode"
     assert "code 2" in condition(result, "Failed")[2]
-    assert result.apply is None
+    assert result.apply is not None
+    assert not result.apply.suspend  # no worker left to stop
+    assert result.apply.ended is not None  # the end is stamped on the attempt's Job
 
 
 def test_counters_come_from_the_newest_attempt() -> None:
@@ -257,8 +241,8 @@ def test_planning_is_deterministic() -> None:
 
 def test_an_elastic_job_runs_once_its_minimum_is_placed() -> None:
     job = spec(nodes=None, elastic={"minNodes": 2, "maxNodes": 4})
-    waiting = worker(2, WorkerPhase.PENDING, unschedulable_message="Insufficient nvidia.com/gpu")
-    observed = attempt(0, worker(0), worker(1), waiting, worker(3, WorkerPhase.PENDING))
+    waiting = a_worker(2, WorkerPhase.PENDING, unschedulable_message="Insufficient nvidia.com/gpu")
+    observed = an_attempt(0, a_worker(0), a_worker(1), waiting, a_worker(3, WorkerPhase.PENDING))
     result = plan(observed, job=job, at=T0 + timedelta(seconds=900))
     assert result.status.phase == "Running"
     assert result.apply is not None and not result.apply.suspend
@@ -266,6 +250,6 @@ def test_an_elastic_job_runs_once_its_minimum_is_placed() -> None:
 
 
 def test_a_gang_whose_first_worker_finished_is_still_running() -> None:
-    done = worker(0, WorkerPhase.SUCCEEDED, finish_time=T0 + timedelta(seconds=5))
-    result = plan(attempt(0, done, worker(1)))
+    done = a_worker(0, WorkerPhase.SUCCEEDED, finish_time=T0 + timedelta(seconds=5))
+    result = plan(an_attempt(0, done, a_worker(1)))
     assert result.status.phase == "Running"

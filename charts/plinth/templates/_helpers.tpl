@@ -37,12 +37,22 @@ app.kubernetes.io/component: operator
 - apiGroups: ["plinth.dev"]
   resources: ["trainingjobs", "automlsweeps", "modeldeployments"]
   verbs: ["get", "list", "watch", "patch", "update"]
+# An AutoMLSweep creates its trials as TrainingJobs; a finished TrainingJob is deleted once
+# its ttlSecondsAfterFinished has passed.
+- apiGroups: ["plinth.dev"]
+  resources: ["trainingjobs"]
+  verbs: ["create", "delete"]
 - apiGroups: ["plinth.dev"]
   resources: ["trainingjobs/status", "automlsweeps/status", "modeldeployments/status"]
   verbs: ["get", "patch", "update"]
 - apiGroups: [""]
-  resources: ["pods", "services", "configmaps", "secrets"]
+  resources: ["pods", "services", "configmaps"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Write-only: Plinth writes each job's metrics-token Secret and never reads a Secret back
+# (tokens are derived from the intake key mounted into the operator pod).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["create", "patch", "delete"]
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]

@@ -14,43 +14,18 @@ manifests are ready for server-side apply.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from plinth.api.v1alpha1 import API_GROUP, API_VERSION, EnvVar, PodTemplate, Resources
-
-#: A Kubernetes object (or a part of one) as plain data, ready for server-side apply.
-Manifest = dict[str, Any]
-
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-LABEL_APP_NAME = "app.kubernetes.io/name"
-MANAGER = "plinth"
-
-#: The extended resource NVIDIA's device plugin advertises, and the taint GPU nodes carry.
-GPU_RESOURCE = "nvidia.com/gpu"
-#: The node label NVIDIA GPU feature discovery sets to the GPU model.
-GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
-
-
-@dataclass(frozen=True)
-class Owner:
-    """The custom resource whose children are being built."""
-
-    kind: str
-    name: str
-    namespace: str
-    uid: str
-
-    def reference(self) -> Manifest:
-        """The ownerReference every child carries: the resource controls it."""
-        return {
-            "apiVersion": f"{API_GROUP}/{API_VERSION}",
-            "kind": self.kind,
-            "name": self.name,
-            "uid": self.uid,
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
+from plinth.api.v1alpha1 import EnvVar, PodTemplate, Resources
+from plinth.api.wellknown import (
+    GPU_PRODUCT_LABEL,
+    GPU_RESOURCE,
+    LABEL_APP_NAME,
+    LABEL_MANAGED_BY,
+    MANAGER,
+    Manifest,
+    ObjectRef,
+)
 
 
 def managed_labels(kind: str) -> dict[str, str]:
@@ -58,13 +33,13 @@ def managed_labels(kind: str) -> dict[str, str]:
     return {LABEL_MANAGED_BY: MANAGER, LABEL_APP_NAME: kind.lower()}
 
 
-def child_metadata(owner: Owner, name: str, labels: Mapping[str, str]) -> Manifest:
+def child_metadata(owner: ObjectRef, name: str, labels: Mapping[str, str]) -> Manifest:
     """metadata of a child of `owner`: its name, the owner's namespace, labels, ownership."""
     return {
         "name": name,
         "namespace": owner.namespace,
         "labels": dict(labels),
-        "ownerReferences": [owner.reference()],
+        "ownerReferences": [owner.owner_reference()],
     }
 
 

@@ -6,8 +6,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from plinth.api.v1alpha1 import API_GROUP, InvalidSpecError, parse_spec
-from plinth.builders.common import Manifest
+from plinth.api.v1alpha1 import API_GROUP, InvalidSpecError, kind_info, parse_spec
+from plinth.api.wellknown import Manifest
+from plinth.builders.automlsweep import render_automlsweep
+from plinth.builders.modeldeployment import render_modeldeployment
 from plinth.builders.trainingjob import render_trainingjob
 
 #: A builder takes a custom resource (metadata and raw spec, already validated) and returns
@@ -16,6 +18,8 @@ Builder = Callable[[Mapping[str, Any]], list[Manifest]]
 
 BUILDERS: dict[str, Builder] = {
     "TrainingJob": render_trainingjob,
+    "AutoMLSweep": render_automlsweep,
+    "ModelDeployment": render_modeldeployment,
 }
 
 
@@ -36,6 +40,19 @@ def _describe(document: Mapping[str, Any]) -> str:
     return f"{document.get('kind')}/{metadata.get('name', '<unnamed>')}"
 
 
+def _check_object_rules(kind: str, document: Mapping[str, Any]) -> None:
+    """The CRD's rules on the whole object (metadata.name), as the API server applies them."""
+    try:
+        rules = kind_info(kind).object_rules
+    except ValueError:
+        return  # an unknown kind: parse_spec names it
+    for rule in rules:
+        if rule.holds is not None and not rule.holds(document):
+            path = rule.field_path.lstrip(".")
+            value = (document.get("metadata") or {}).get("name")
+            raise RenderError(f"{_describe(document)}: {path} {value!r}: {rule.message}")
+
+
 def is_plinth_resource(document: Mapping[str, Any]) -> bool:
     """Whether a YAML document is one of Plinth's custom resources."""
     return str(document.get("apiVersion", "")).startswith(f"{API_GROUP}/")
@@ -49,6 +66,7 @@ def render_documents(documents: Iterable[Mapping[str, Any] | None]) -> Rendered:
         if not document or not is_plinth_resource(document):
             continue
         kind = str(document.get("kind"))
+        _check_object_rules(kind, document)
         try:
             parse_spec(kind, document.get("spec") or {})
         except InvalidSpecError as error:

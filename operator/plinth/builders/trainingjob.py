@@ -7,7 +7,8 @@ For a TrainingJob `N` in namespace `NS`, attempt `A` (the gang restart number, f
   the DNS name `<hostname>.N.NS.svc` as soon as it exists (rendezvous happens before
   readiness).
 - Secret `N-metrics-token`: the per-job bearer token the workers report metrics with. The
-  kube layer generates the token once and passes it in; this builder never makes one.
+  operator's intake issues the token (derived from a key only it holds) and passes it in;
+  this builder never makes one.
 - Job `N-rA`, completionMode Indexed. Why a Job rather than bare pods: an Indexed Job gives
   each pod the stable hostname `N-rA-<index>` (the rendezvous address of index 0 is known
   before any pod exists) and its completion index as the node rank; `podFailurePolicy`
@@ -15,7 +16,8 @@ For a TrainingJob `N` in namespace `NS`, attempt `A` (the gang restart number, f
   removes all pods at once (how Plinth releases a gang that cannot be placed); and Kueue
   admits Jobs natively. `backoffLimit` is 0 because Plinth restarts the whole gang itself
   by creating attempt A+1, and deadlines and TTL are enforced by Plinth across attempts,
-  so the Job carries neither.
+  so the Job carries neither. The counters that survive gang restarts ride on the Job as
+  annotations, so the manifests here are exactly what the operator applies.
 
 The workers' environment is the contract `plinth_client.environment` reads: the `PET_*`
 variables torchrun takes its defaults from, `MASTER_ADDR`/`MASTER_PORT`/`WORLD_SIZE` (and
@@ -26,14 +28,50 @@ Plinth's own `PLINTH_*` variables.
 from __future__ import annotations
 
 import base64
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from plinth.api.v1alpha1 import TRAINING_JOB, TrainingJobSpec, parse_spec
-from plinth.builders.common import (
+from plinth.api.v1alpha1 import (
+    API_GROUP,
+    API_VERSION,
+    TRAINING_JOB,
+    TrainingJobSpec,
+    TrainingJobStatus,
+    parse_spec,
+)
+from plinth.api.wellknown import (
+    ANNOTATION_ACTIVE_SINCE,
+    ANNOTATION_CARRIED_ACTIVE_SECONDS,
+    ANNOTATION_CARRIED_FAILURES,
+    ANNOTATION_CARRIED_GPU_SECONDS,
+    ANNOTATION_CARRIED_PREEMPTIONS,
+    ANNOTATION_COMPLETION_INDEX,
+    ANNOTATION_ENDED_AT,
+    ANNOTATION_ENDED_GPU_SECONDS,
+    ANNOTATION_ENDED_MESSAGE,
+    ANNOTATION_ENDED_REASON,
+    ANNOTATION_FIRST_START,
+    ANNOTATION_GANG_RELEASED_AT,
+    ANNOTATION_GANG_STARTED_AT,
+    ANNOTATION_GANG_WINDOW_START,
+    DISRUPTION_CONDITION,
+    LABEL_ATTEMPT,
+    LABEL_KUEUE_QUEUE_NAME,
+    LABEL_ROLE,
+    LABEL_TRAININGJOB,
+    METRICS_TOKEN_KEY,
+    ROLE_WORKER,
+    WORKER_CONTAINER,
     Manifest,
-    Owner,
+    ObjectRef,
+    attempt_job_name,
+    format_time,
+    metrics_path,
+    metrics_secret_name,
+)
+from plinth.builders.common import (
     child_metadata,
     container_resources,
     field_env,
@@ -46,17 +84,9 @@ from plinth.builders.common import (
     template_volume_mounts,
     without_empty,
 )
+from plinth.status.plan import ChildChanges
+from plinth.status.trainingjob import AttemptToApply, TrainingJobPlan, initial_attempt
 
-LABEL_JOB_NAME = "plinth.dev/job-name"
-LABEL_ATTEMPT = "plinth.dev/attempt"
-LABEL_ROLE = "plinth.dev/role"
-ROLE_WORKER = "worker"
-#: The label that submits a Job to a Kueue LocalQueue.
-LABEL_KUEUE_QUEUE_NAME = "kueue.x-k8s.io/queue-name"
-#: The annotation the Job controller sets on each pod of an Indexed Job: its index.
-ANNOTATION_COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
-
-WORKER_CONTAINER = "worker"
 RENDEZVOUS_PORT = 29500
 RENDEZVOUS_PORT_NAME = "rendezvous"
 #: Port of torchrun's c10d rendezvous store (elastic jobs), hosted by the index-0 pod.
@@ -64,10 +94,6 @@ C10D_PORT = 29400
 C10D_PORT_NAME = "c10d"
 #: Time a worker has after SIGTERM (preemption, suspension) to write a last checkpoint.
 TERMINATION_GRACE_SECONDS = 60
-METRICS_TOKEN_KEY = "token"
-#: Condition the API server puts on a pod it is about to delete for preemption, eviction,
-#: node loss or taints: such a failure is not the program's fault.
-DISRUPTION_CONDITION = "DisruptionTarget"
 
 PLACEHOLDER_UID = "00000000-0000-0000-0000-000000000000"
 #: What `plinth render` shows as the Secret's token: render never makes or shows a real one.
@@ -80,26 +106,37 @@ PLACEHOLDER_METRICS_BASE_URL = "<plinth-metrics-url>"
 class TrainingJobContext:
     """Everything besides the spec that the children depend on, decided by the caller."""
 
-    name: str
-    namespace: str
-    uid: str
-    #: The gang restart number, from 0; names the Job of this attempt.
-    attempt: int
-    #: Whether the Job is created suspended (gang release, Kueue, spec.suspend).
-    suspend: bool
+    owner: ObjectRef
+    #: The attempt the planner wants: its number, suspension and carried counters.
+    attempt: AttemptToApply
     #: Where the operator serves the metrics endpoint; None: no metrics reporting.
     metrics_base_url: str | None
-    #: The per-job metrics token, generated once by the kube layer; kept out of repr().
+    #: The per-job metrics token, issued by the operator; kept out of repr().
     token: str = field(repr=False)
+    #: A sweep trial's parameter assignment (JSON), handed to the workers as PLINTH_PARAMS.
+    trial_parameters: str | None = None
 
     @property
-    def owner(self) -> Owner:
-        return Owner(TRAINING_JOB.kind, self.name, self.namespace, self.uid)
+    def name(self) -> str:
+        return self.owner.name
+
+    @property
+    def namespace(self) -> str:
+        return self.owner.namespace
+
+    @property
+    def uid(self) -> str:
+        return self.owner.uid
+
+    @property
+    def number(self) -> int:
+        """The gang restart number, from 0; names the Job of this attempt."""
+        return self.attempt.attempt
 
     @property
     def master_address(self) -> str:
         """DNS name of this attempt's index-0 worker."""
-        return master_address(self.name, self.namespace, self.attempt)
+        return master_address(self.name, self.namespace, self.number)
 
 
 @dataclass(frozen=True)
@@ -116,18 +153,10 @@ class TrainingJobChildren:
 
 
 # --------------------------------------------------------------------------------------
-# Names, labels and sizes (also used by status/ and kube/)
+# Names, labels and sizes
 # --------------------------------------------------------------------------------------
 
-
-def job_name(name: str, attempt: int) -> str:
-    """Name of the batch/v1 Job of one attempt."""
-    return f"{name}-r{attempt}"
-
-
-def metrics_secret_name(name: str) -> str:
-    """Name of the Secret holding the job's metrics token."""
-    return f"{name}-metrics-token"
+job_name = attempt_job_name
 
 
 def master_address(name: str, namespace: str, attempt: int) -> str:
@@ -137,17 +166,17 @@ def master_address(name: str, namespace: str, attempt: int) -> str:
 
 def metrics_url(base_url: str, namespace: str, name: str) -> str:
     """The URL a job's workers report metrics to."""
-    return f"{base_url.rstrip('/')}/v1/namespaces/{namespace}/trainingjobs/{name}/metrics"
+    return base_url.rstrip("/") + metrics_path(namespace, name)
 
 
 def trainingjob_labels(name: str) -> dict[str, str]:
     """Labels of every child of the TrainingJob `name`."""
-    return managed_labels(TRAINING_JOB.kind) | {LABEL_JOB_NAME: name}
+    return managed_labels(TRAINING_JOB.kind) | {LABEL_TRAININGJOB: name}
 
 
 def worker_selector(name: str) -> dict[str, str]:
     """Labels selecting the worker pods of every attempt (the Service's selector)."""
-    return {LABEL_JOB_NAME: name, LABEL_ROLE: ROLE_WORKER}
+    return {LABEL_TRAININGJOB: name, LABEL_ROLE: ROLE_WORKER}
 
 
 def worker_labels(name: str, attempt: int) -> dict[str, str]:
@@ -170,6 +199,37 @@ def total_gpus(spec: TrainingJobSpec, nodes: int | None = None) -> int:
     return (worker_count(spec) if nodes is None else nodes) * gpus_per_worker(spec)
 
 
+def attempt_annotations(apply: AttemptToApply) -> dict[str, str]:
+    """The counters an attempt's Job carries across gang restarts, and what Plinth learnt
+    about the attempt (when its gang first ran, how it ended), as annotations."""
+    carried = apply.carried
+    annotations = {
+        ANNOTATION_CARRIED_FAILURES: str(carried.failures),
+        ANNOTATION_CARRIED_PREEMPTIONS: str(carried.preemptions),
+        ANNOTATION_CARRIED_GPU_SECONDS: f"{carried.gpu_seconds:.1f}",
+    }
+    if carried.active_seconds:
+        annotations[ANNOTATION_CARRIED_ACTIVE_SECONDS] = f"{carried.active_seconds:.1f}"
+    optional = {
+        ANNOTATION_FIRST_START: carried.start_time,
+        ANNOTATION_GANG_RELEASED_AT: apply.gang_released_at,
+        ANNOTATION_GANG_WINDOW_START: apply.gang_window_start,
+        ANNOTATION_GANG_STARTED_AT: apply.gang_started_at,
+        ANNOTATION_ACTIVE_SINCE: apply.active_since,
+    }
+    annotations.update({key: format_time(value) for key, value in optional.items() if value})
+    if apply.ended is not None:
+        annotations.update(
+            {
+                ANNOTATION_ENDED_REASON: apply.ended.reason,
+                ANNOTATION_ENDED_MESSAGE: apply.ended.message,
+                ANNOTATION_ENDED_AT: format_time(apply.ended.at),
+                ANNOTATION_ENDED_GPU_SECONDS: f"{apply.ended.gpu_seconds:.1f}",
+            }
+        )
+    return annotations
+
+
 # --------------------------------------------------------------------------------------
 # The children
 # --------------------------------------------------------------------------------------
@@ -178,7 +238,7 @@ def total_gpus(spec: TrainingJobSpec, nodes: int | None = None) -> int:
 def build_trainingjob_children(
     spec: TrainingJobSpec, context: TrainingJobContext
 ) -> TrainingJobChildren:
-    """The Service, Secret and Job of attempt `context.attempt` of a TrainingJob."""
+    """The Service, Secret and Job of attempt `context.number` of a TrainingJob."""
     return TrainingJobChildren(
         service=build_service(spec, context),
         secret=build_secret(context),
@@ -226,34 +286,49 @@ def build_secret(context: TrainingJobContext) -> Manifest:
 
 
 def build_job(spec: TrainingJobSpec, context: TrainingJobContext) -> Manifest:
-    """The Indexed Job running one worker pod per node for attempt `context.attempt`."""
-    labels = trainingjob_labels(context.name) | {LABEL_ATTEMPT: str(context.attempt)}
+    """The Indexed Job running one worker pod per node for attempt `context.number`, with
+    the counters it carries across gang restarts as annotations."""
+    labels = trainingjob_labels(context.name) | {LABEL_ATTEMPT: str(context.number)}
     if spec.queue_name:
         labels[LABEL_KUEUE_QUEUE_NAME] = spec.queue_name
-    name = job_name(context.name, context.attempt)
+    name = job_name(context.name, context.number)
     job_spec = {
         "completionMode": "Indexed",
         "completions": worker_count(spec),
         "parallelism": worker_count(spec),
-        "backoffLimit": 0,
+        **_retries(spec),
         "podFailurePolicy": _pod_failure_policy(spec),
         "successPolicy": _success_policy(spec),
-        "suspend": context.suspend,
+        "suspend": context.attempt.suspend,
         "template": _pod_template(spec, context),
     }
+    metadata = child_metadata(context.owner, name, labels)
+    metadata["annotations"] = attempt_annotations(context.attempt)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": child_metadata(context.owner, name, labels),
+        "metadata": metadata,
         "spec": without_empty(job_spec),
     }
 
 
+def _retries(spec: TrainingJobSpec) -> Manifest:
+    """A fixed-size gang never retries a pod itself (Plinth restarts the whole gang). An
+    elastic gang replaces a member that left, up to elastic.maxRestarts times per node rank
+    (`backoffLimitPerIndex`; no index may fail for good): Plinth counts every member that
+    left across ranks against the same limit and ends the attempt past it."""
+    if spec.elastic is None:
+        return {"backoffLimit": 0}
+    return {"backoffLimitPerIndex": spec.elastic.max_restarts, "maxFailedIndexes": 0}
+
+
 def _pod_failure_policy(spec: TrainingJobSpec) -> Manifest:
-    """Fail the Job at once, with a reason status/ can read, on disruption (not the
-    program's fault) and on a permanent exit code (no retry will help)."""
+    """On disruption (not the program's fault): fail a fixed-size Job at once, with a reason
+    status/ can read; replace an elastic job's member without counting it against the
+    per-rank limit (Plinth counts it). On a permanent exit code (no retry will help): fail."""
     disrupted = {"type": DISRUPTION_CONDITION, "status": "True"}
-    rules: list[Manifest] = [{"action": "FailJob", "onPodConditions": [disrupted]}]
+    action = "Ignore" if spec.elastic else "FailJob"
+    rules: list[Manifest] = [{"action": action, "onPodConditions": [disrupted]}]
     codes = sorted(spec.restart_policy.permanent_exit_codes)  # the API wants them ordered
     if codes:
         exit_codes = {"containerName": WORKER_CONTAINER, "operator": "In", "values": codes}
@@ -281,7 +356,7 @@ def _needs_shared_memory(spec: TrainingJobSpec) -> bool:
 
 
 def _pod_template(spec: TrainingJobSpec, context: TrainingJobContext) -> Manifest:
-    labels = worker_labels(context.name, context.attempt)
+    labels = worker_labels(context.name, context.number)
     pod_spec = {
         "subdomain": context.name,
         "restartPolicy": "Never",
@@ -294,7 +369,7 @@ def _pod_template(spec: TrainingJobSpec, context: TrainingJobContext) -> Manifes
         "containers": [_worker_container(spec, context)],
     }
     if _needs_shared_memory(spec):
-        pod_spec["volumes"] = [*pod_spec.get("volumes", []), SHARED_MEMORY_VOLUME]
+        pod_spec["volumes"] = [*pod_spec.get("volumes", []), copy.deepcopy(SHARED_MEMORY_VOLUME)]
     return {
         "metadata": pod_template_metadata(spec.pod_template, labels),
         "spec": without_empty(pod_spec),
@@ -314,7 +389,7 @@ def _worker_container(spec: TrainingJobSpec, context: TrainingJobContext) -> Man
         "resources": container_resources(spec.resources),
         "ports": ports,
         "volumeMounts": template_volume_mounts(spec.pod_template)
-        + ([SHARED_MEMORY_MOUNT] if _needs_shared_memory(spec) else []),
+        + ([dict(SHARED_MEMORY_MOUNT)] if _needs_shared_memory(spec) else []),
     }
     return without_empty(container)
 
@@ -388,7 +463,9 @@ def _plinth_env(spec: TrainingJobSpec, context: TrainingJobContext) -> list[Mani
     ]
     if spec.checkpoint:
         variables.append(literal_env("PLINTH_CHECKPOINT_URI", spec.checkpoint.uri))
-    variables.append(literal_env("PLINTH_RESTART_COUNT", context.attempt))
+    variables.append(literal_env("PLINTH_RESTART_COUNT", context.number))
+    if context.trial_parameters is not None:
+        variables.append(literal_env("PLINTH_PARAMS", context.trial_parameters))
     if context.metrics_base_url is not None:
         url = metrics_url(context.metrics_base_url, context.namespace, context.name)
         secret = metrics_secret_name(context.name)
@@ -400,22 +477,100 @@ def _plinth_env(spec: TrainingJobSpec, context: TrainingJobContext) -> list[Mani
 
 
 # --------------------------------------------------------------------------------------
+# From the planner's decision to writes
+# --------------------------------------------------------------------------------------
+
+
+def _suspend_patch(spec: TrainingJobSpec, apply: AttemptToApply) -> Manifest:
+    """`suspend` as the planner wants it. Under Kueue (queueName) Kueue owns admission, so
+    Plinth never unsuspends and never releases a gang itself; it only stops an attempt that
+    ended or that the user suspended."""
+    if not spec.queue_name:
+        return {"suspend": apply.suspend}
+    if apply.suspend and (apply.ended is not None or spec.suspend):
+        return {"suspend": True}
+    return {}
+
+
+def attempt_patch(owner: ObjectRef, spec: TrainingJobSpec, apply: AttemptToApply) -> Manifest:
+    """The mutable part of an existing attempt's Job: suspend and the annotations.
+
+    A Job's pod template is immutable, so an existing attempt is patched, never re-applied.
+    """
+    annotations: dict[str, str | None] = {
+        ANNOTATION_GANG_RELEASED_AT: None,
+        ANNOTATION_GANG_WINDOW_START: None,
+    }
+    annotations.update(attempt_annotations(apply))
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(owner.name, apply.attempt),
+            "namespace": owner.namespace,
+            "annotations": annotations,
+        },
+        "spec": _suspend_patch(spec, apply),
+    }
+
+
+def attempt_ref(owner: ObjectRef, attempt: int) -> ObjectRef:
+    """The Job of one attempt."""
+    return ObjectRef("batch/v1", "Job", owner.namespace, job_name(owner.name, attempt))
+
+
+def attempt_changes(
+    spec: TrainingJobSpec,
+    decision: TrainingJobPlan,
+    *,
+    owner: ObjectRef,
+    existing_attempts: frozenset[int],
+    metrics_base_url: str | None,
+    token: str,
+    trial_parameters: str | None = None,
+) -> ChildChanges:
+    """The writes that carry out the planner's decision: the Service, Secret and Job of the
+    attempt it wants (the Job patched if it exists), and the deletes of superseded attempts."""
+    deletes = tuple(attempt_ref(owner, attempt) for attempt in decision.delete_attempts)
+    if decision.apply is None:
+        return ChildChanges(delete=deletes)
+    context = TrainingJobContext(
+        owner=owner,
+        attempt=decision.apply,
+        metrics_base_url=metrics_base_url,
+        token=token,
+        trial_parameters=trial_parameters,
+    )
+    children = build_trainingjob_children(spec, context)
+    if decision.apply.attempt in existing_attempts:
+        patch = attempt_patch(owner, spec, decision.apply)
+        return ChildChanges(
+            apply=(children.service, children.secret), patch=(patch,), delete=deletes
+        )
+    return ChildChanges(apply=tuple(children.manifests()), delete=deletes)
+
+
+# --------------------------------------------------------------------------------------
 # plinth render
 # --------------------------------------------------------------------------------------
 
 
 def render_trainingjob(resource: Mapping[str, Any]) -> list[Manifest]:
-    """The children `plinth render` prints for a TrainingJob document: attempt 0, with
-    placeholders for what exists only in a cluster (uid, metrics URL). The Secret shows
-    the placeholder token: render never generates or prints a real one."""
+    """The children `plinth render` prints for a TrainingJob document: its first attempt as
+    the operator applies it, with placeholders for what exists only in a cluster (uid,
+    metrics URL). The Secret shows the placeholder token: render never makes a real one."""
     metadata = resource.get("metadata") or {}
     spec = parse_spec("TrainingJob", resource.get("spec") or {})
-    context = TrainingJobContext(
-        name=str(metadata.get("name", "<unnamed>")),
+    owner = ObjectRef(
+        api_version=f"{API_GROUP}/{API_VERSION}",
+        kind=TRAINING_JOB.kind,
         namespace=str(metadata.get("namespace", "default")),
+        name=str(metadata.get("name", "<unnamed>")),
         uid=str(metadata.get("uid", PLACEHOLDER_UID)),
-        attempt=0,
-        suspend=spec.suspend,
+    )
+    context = TrainingJobContext(
+        owner=owner,
+        attempt=initial_attempt(spec, TrainingJobStatus(), window_start=None),
         metrics_base_url=PLACEHOLDER_METRICS_BASE_URL,
         token=PLACEHOLDER_TOKEN,
     )

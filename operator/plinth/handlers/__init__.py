@@ -1,1 +1,1 @@
-"""Kopf wiring: parse each body once into a typed spec and call the layers below."""
+"""One small adapter per kind on the shared runtime (`plinth.runtime`), and the registry."""

@@ -1,9 +1,12 @@
-"""Kopf wiring for ModelDeployment: one level-based reconcile bound to create, update and resume."""
+"""ModelDeployment on the shared runtime (spec checking only, until its controller lands)."""
 
 from __future__ import annotations
 
-from plinth.handlers.reconcile import register_acceptance
+from plinth.api.v1alpha1 import MODEL_DEPLOYMENT, ModelDeploymentPhase
+from plinth.handlers.accept_only import AcceptOnlyAdapter
 
-KIND = "ModelDeployment"
-
-register_acceptance(KIND)
+ADAPTER = AcceptOnlyAdapter(
+    info=MODEL_DEPLOYMENT,
+    pending=ModelDeploymentPhase.PENDING,
+    failed=ModelDeploymentPhase.FAILED,
+)

@@ -8,7 +8,6 @@ on the server), which keeps a steady cluster quiet.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import threading
@@ -20,15 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
 
-FIELD_MANAGER = "plinth"
+from plinth.api.wellknown import FIELD_MANAGER, Manifest, ObjectRef
+
 #: A skipped apply is sent anyway after this long, so drift made by others is undone.
 REAPPLY_AFTER_SECONDS = 600.0
-
-Manifest = dict[str, Any]
 
 
 def load_api_client(kubeconfig: Path | None = None) -> client.ApiClient:
@@ -140,52 +137,47 @@ class Kube:
         with self._lock:
             self._applied.pop((api_version, kind, namespace, name), None)
 
-    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
+    def delete(self, ref: ObjectRef) -> bool:
         """Delete an object with background propagation; False when it was already gone."""
-        self.forget(api_version, kind, namespace, name)
-        resource = self._resource(api_version, kind)
+        self.forget(ref.api_version, ref.kind, ref.namespace, ref.name)
+        resource = self._resource(ref.api_version, ref.kind)
         self._count("delete")
         try:
             self.dynamic.delete(
                 resource,
-                name=name,
-                namespace=namespace,
+                name=ref.name,
+                namespace=ref.namespace,
                 body={"propagationPolicy": "Background"},
             )
         except NotFoundError:
             return False
         return True
 
-    def patch_status(
-        self, api_version: str, kind: str, namespace: str, name: str, status: Manifest
-    ) -> None:
+    def patch_status(self, ref: ObjectRef, status: Manifest) -> None:
         """Merge-patch the status subresource."""
-        resource = self._resource(api_version, kind).subresources["status"]
+        resource = self._resource(ref.api_version, ref.kind).subresources["status"]
         self._count("patch")
         self.dynamic.patch(
             resource,
             body={"status": status},
-            name=name,
-            namespace=namespace,
+            name=ref.name,
+            namespace=ref.namespace,
             content_type="application/merge-patch+json",
         )
 
-    def post_event(
-        self, involved: Mapping[str, Any], event_type: str, reason: str, message: str
-    ) -> None:
-        """Record a Kubernetes Event on `involved` (apiVersion, kind, metadata)."""
-        metadata = involved["metadata"]
+    def post_event(self, involved: ObjectRef, event_type: str, reason: str, message: str) -> None:
+        """Record a Kubernetes Event on `involved`."""
         now = datetime.now(UTC)
         event = client.CoreV1Event(
             metadata=client.V1ObjectMeta(
-                generate_name=f"{metadata['name']}.", namespace=metadata["namespace"]
+                generate_name=f"{involved.name}.", namespace=involved.namespace
             ),
             involved_object=client.V1ObjectReference(
-                api_version=involved["apiVersion"],
-                kind=involved["kind"],
-                name=metadata["name"],
-                namespace=metadata["namespace"],
-                uid=metadata.get("uid"),
+                api_version=involved.api_version,
+                kind=involved.kind,
+                name=involved.name,
+                namespace=involved.namespace,
+                uid=involved.uid or None,
             ),
             type=event_type,
             reason=reason,
@@ -198,22 +190,17 @@ class Kube:
             reporting_instance=FIELD_MANAGER,
         )
         self._count("create")
-        client.CoreV1Api(self.api).create_namespaced_event(metadata["namespace"], event)
+        client.CoreV1Api(self.api).create_namespaced_event(involved.namespace, event)
 
-    def read_secret_value(self, namespace: str, name: str, key: str) -> str | None:
-        """A Secret's value as text, or None when the Secret or key is absent."""
-        core = client.CoreV1Api(self.api)
+    def get_object(self, api_version: str, kind: str, namespace: str, name: str) -> Manifest | None:
+        """One object as the API server writes it, or None when it does not exist."""
+        resource = self._resource(api_version, kind)
         self._count("get")
         try:
-            secret = core.read_namespaced_secret(name, namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        encoded = (secret.data or {}).get(key)
-        if encoded is None:
+            found = self.dynamic.get(resource, name=name, namespace=namespace)
+        except NotFoundError:
             return None
-        return base64.b64decode(encoded).decode()
+        return dict(found.to_dict())
 
     def list_objects(
         self, api_version: str, kind: str, *, namespace: str | None = None, **selectors: str
@@ -223,11 +210,3 @@ class Kube:
         self._count("list")
         found = self.dynamic.get(resource, namespace=namespace, **selectors)
         return list(found.to_dict()["items"])
-
-    def list_nodes(self) -> list[Manifest]:
-        return self.list_objects("v1", "Node")
-
-    def list_active_pods(self) -> list[Manifest]:
-        """Pods that may hold node resources (not Succeeded or Failed), cluster-wide."""
-        selector = "status.phase!=Succeeded,status.phase!=Failed"
-        return self.list_objects("v1", "Pod", field_selector=selector)

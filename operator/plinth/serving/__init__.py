@@ -1,1 +1,2 @@
-"""Triton serving: model configuration, model repository layout, metrics and scaling policy."""
+"""Serving with NVIDIA Triton, pure: model configuration and repository layout, reading
+Triton's metrics, the scaling policy, canary gates and the autoscaler backends."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TypeVar
 
-from plinth.api.v1alpha1.common import REASON_INVALID_SPEC, Condition, ConditionStatus
+from plinth.api.v1alpha1 import REASON_INVALID_SPEC, Condition, ConditionStatus, StatusModel
+from plinth.api.wellknown import OwnerMeta
 from plinth.status.conditions import ConditionUpdate, set_condition
 
 ACCEPTED = "Accepted"
@@ -37,3 +40,28 @@ def with_acceptance(
 ) -> tuple[Condition, ...]:
     """`conditions` with the Accepted condition brought up to date."""
     return set_condition(conditions, accepted_update(spec_error), generation, now)
+
+
+StatusT = TypeVar("StatusT", bound=StatusModel)
+
+
+def acceptance_status(
+    previous: StatusT,
+    owner: OwnerMeta,
+    spec_error: str | None,
+    phase: enum.StrEnum,
+    now: datetime,
+) -> StatusT:
+    """`previous` with the Accepted condition, `phase` and observedGeneration brought up to
+    date: the whole status of a resource whose spec is invalid (`spec_error` set, phase
+    Failed), or of a kind whose controller only checks the spec so far."""
+    conditions = with_acceptance(
+        getattr(previous, "conditions", ()), spec_error, owner.generation, now
+    )
+    return previous.model_copy(
+        update={
+            "phase": phase,
+            "conditions": conditions,
+            "observed_generation": owner.generation,
+        }
+    )

@@ -56,3 +56,15 @@ def is_true(conditions: Sequence[Condition], condition_type: str) -> bool:
     """Whether the condition of `condition_type` is present and True."""
     found = find_condition(conditions, condition_type)
     return found is not None and found.status == ConditionStatus.TRUE
+
+
+def transitions(before: Sequence[Condition], after: Sequence[Condition]) -> list[Condition]:
+    """The conditions of `after` whose status changed from `before` (a condition that
+    appears counts when it is True, or when it replaces one of another status)."""
+    previous = {c.type: c.status for c in before}
+    return [
+        c
+        for c in after
+        if previous.get(c.type, ConditionStatus.FALSE) != c.status
+        and (c.status == ConditionStatus.TRUE or c.type in previous)
+    ]

@@ -3,8 +3,21 @@
 Pure and level-based: given the same inputs it returns the same plan, so a reconcile killed
 at any point and run again converges. The plan says which attempt (an Indexed Job) should
 exist and whether it is suspended, which older attempts to delete, the status to write and
-when to look again. Gang semantics: a worker failure ends the attempt and the next attempt
-restarts every worker from the last checkpoint.
+when to look again; what it must remember about an attempt (when its gang first ran, how it
+ended) it stamps on that attempt's Job, so the next reconcile reads it back instead of
+trusting the previous status.
+
+Attempts. A worker failure ends the attempt and the next one restarts every worker from the
+last checkpoint. An attempt also ends when a worker's node stops reporting for longer than
+`restartPolicy.nodeLostTimeoutSeconds` (a preemption: the gang moves without waiting for that
+pod to confirm its end), and when a job that has started is suspended (resuming starts a new
+attempt; neither a failure nor a preemption). An elastic job's member that leaves is a
+membership change, not the end of the attempt, while minNodes remain and at most
+`elastic.maxRestarts` have left; the member is replaced when it can be placed.
+
+Status. Every counter is recomputed from the observations at every reconcile, final states
+included; within an attempt the phase never goes back to Pending once the gang has run, and
+Running is claimed only while workers run.
 """
 
 from __future__ import annotations
@@ -19,43 +32,54 @@ from plinth.api.v1alpha1 import (
     TrainingJobStatus,
 )
 from plinth.api.v1alpha1.common import ConditionStatus
-from plinth.api.v1alpha1.trainingjob import ScheduleTimeoutAction, WorkerCounts
+from plinth.api.v1alpha1.trainingjob import ScheduleTimeoutAction
+from plinth.api.wellknown import GPU_RESOURCE, OwnerMeta
 from plinth.status.acceptance import accepted_update
 from plinth.status.conditions import ConditionUpdate, set_condition
+from plinth.status.trainingjob_facts import (
+    RUNNING_RECHECK_SECONDS,
+    Facts,
+    active_seconds,
+    attempt_active_seconds,
+    attempt_gpu_seconds,
+    clock_running,
+    facts_of,
+    gang_size,
+    held_gpu_seconds,
+    member_losses,
+    needed,
+    regroup_deadline,
+    worker_counts,
+)
 from plinth.status.trainingjob_observed import (
+    AttemptEnd,
+    AttemptFailure,
     CarriedCounts,
     FailureKind,
     ObservedAttempt,
     ObservedTrainingJob,
-    WorkerPhase,
 )
 
-GPU_RESOURCE = "nvidia.com/gpu"
-#: How often a running job's GPU time is refreshed in status.
-RUNNING_RECHECK_SECONDS = 30.0
+#: How often to look again while a stopped attempt's workers are going.
+STOPPING_RECHECK_SECONDS = 2.0
 
 Cond = TrainingJobConditionType
 TRUE, FALSE = ConditionStatus.TRUE, ConditionStatus.FALSE
-
-
-@dataclass(frozen=True)
-class JobIdentity:
-    """The TrainingJob's own metadata the planner needs."""
-
-    name: str
-    generation: int | None
-    created: datetime
+SUCCEEDED = "Succeeded"
 
 
 @dataclass(frozen=True)
 class AttemptToApply:
-    """The attempt that should exist now, and how."""
+    """The attempt that should exist now, and how (what its Job carries and is stamped with)."""
 
     attempt: int
     suspend: bool
     carried: CarriedCounts
     gang_released_at: datetime | None = None
     gang_window_start: datetime | None = None
+    gang_started_at: datetime | None = None
+    active_since: datetime | None = None
+    ended: AttemptEnd | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +93,8 @@ class TrainingJobPlan:
     check_again_after: float | None = None
     #: Whether the planner wants `nodes_that_fit` looked up (a gang is stuck).
     wants_capacity: bool = False
+    #: Nodes the planner wants read: those of workers whose node may have gone silent.
+    wants_nodes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -87,59 +113,101 @@ def _update(kind: Cond, status: ConditionStatus, reason: str, message: str) -> C
     return ConditionUpdate(type=kind.value, status=status, reason=reason, message=message)
 
 
+def _sooner(*delays: float | None) -> float | None:
+    given = [d for d in delays if d is not None]
+    return min(given) if given else None
+
+
 def gang_shape(spec: TrainingJobSpec) -> str:
     """E.g. '4 nodes x 8 nvidia.com/gpu' (or '2 nodes' without GPUs)."""
     nodes = f"{spec.max_nodes} node{'s' if spec.max_nodes != 1 else ''}"
     return f"{nodes} x {spec.resources.gpus} {GPU_RESOURCE}" if spec.resources.gpus else nodes
 
 
-def _held_seconds(start: datetime, end: datetime | None, now: datetime) -> float:
-    """Seconds from start to end; a worker still running counts in whole recheck periods,
-    so status changes once per period instead of at every reconcile."""
-    if end is not None:
-        return max((end - start).total_seconds(), 0.0)
-    elapsed = max((now - start).total_seconds(), 0.0)
-    return elapsed - elapsed % RUNNING_RECHECK_SECONDS
+# --------------------------------------------------------------------------------------
+# Keeping, stopping and replacing the attempt
+# --------------------------------------------------------------------------------------
 
 
-def attempt_gpu_seconds(spec: TrainingJobSpec, attempt: ObservedAttempt, now: datetime) -> float:
-    """GPU time held by one attempt's workers: from start to finish (or now) x GPUs per pod."""
-    total = 0.0
-    for worker in attempt.workers:
-        if worker.start_time is None:
-            continue
-        end = worker.finish_time or (None if worker.active else worker.start_time)
-        total += _held_seconds(worker.start_time, end, now)
-    return round(total * spec.resources.gpus, 1)
-
-
-def gang_size(spec: TrainingJobSpec, latest: ObservedAttempt | None) -> int:
-    """spec.nodes; for an elastic job, the workers placed now (its current size)."""
-    if spec.elastic is None:
-        return spec.max_nodes
-    return sum(w.scheduled and w.active for w in latest.workers) if latest else 0
-
-
-def worker_counts(attempt: ObservedAttempt | None) -> WorkerCounts:
-    workers = attempt.workers if attempt else ()
-    return WorkerCounts(
-        pending=sum(w.phase == WorkerPhase.PENDING for w in workers),
-        running=sum(w.phase == WorkerPhase.RUNNING for w in workers),
-        succeeded=sum(w.phase == WorkerPhase.SUCCEEDED for w in workers),
-        failed=sum(w.phase == WorkerPhase.FAILED for w in workers),
+def _keep(facts: Facts, suspend: bool, **changes: object) -> AttemptToApply:
+    """The newest attempt as it is, with what was learnt about it stamped."""
+    latest = facts.attempt
+    base = AttemptToApply(
+        attempt=latest.attempt,
+        suspend=suspend,
+        carried=latest.carried,
+        gang_released_at=latest.gang_released_at,
+        gang_window_start=latest.gang_window_start or latest.created,
+        gang_started_at=facts.gang_started_at,
+        active_since=facts.active_since,
+        ended=latest.ended,
     )
+    return replace(base, **changes)  # type: ignore[arg-type]
 
 
-def _carried_forward(
-    spec: TrainingJobSpec, latest: ObservedAttempt, kind: FailureKind, now: datetime
-) -> CarriedCounts:
+def _stop(facts: Facts, end: AttemptEnd, *, suspend: bool = True) -> AttemptToApply:
+    """The attempt stamped with its end and, if it still has pods, suspended (so that an
+    ended attempt holds no GPU)."""
+    latest = facts.attempt
+    stop = suspend and bool(latest.active_workers)
+    return _keep(facts, suspend=latest.suspended or stop, ended=end)
+
+
+def _end(facts: Facts, reason: str, message: str, now: datetime) -> AttemptEnd:
+    """The stamp of an attempt ending now (or the one it already carries)."""
+    spec, latest = facts.spec, facts.attempt
+    return latest.ended or AttemptEnd(reason, message, now, held_gpu_seconds(spec, latest, now))
+
+
+def _carried_forward(facts: Facts, kind: FailureKind, now: datetime) -> CarriedCounts:
+    spec, latest = facts.spec, facts.attempt
     carried = latest.carried
     return CarriedCounts(
         failures=carried.failures + (kind == FailureKind.CRASHED),
         preemptions=carried.preemptions + (kind == FailureKind.PREEMPTED),
-        gpu_seconds=carried.gpu_seconds + attempt_gpu_seconds(spec, latest, now),
-        start_time=carried.start_time or latest.first_start,
+        gpu_seconds=round(carried.gpu_seconds + attempt_gpu_seconds(spec, latest, now), 1),
+        start_time=facts.start_time,
+        active_seconds=round(carried.active_seconds + attempt_active_seconds(facts, now), 1),
     )
+
+
+def _next_attempt(facts: Facts, kind: FailureKind, now: datetime) -> AttemptToApply:
+    """The attempt after the newest: numbered on, counters carried, the deadline clock
+    running from now if the job has started and the new attempt is not suspended."""
+    spec = facts.spec
+    carried = _carried_forward(facts, kind, now)
+    suspend = spec.suspend or bool(spec.queue_name)
+    return AttemptToApply(
+        attempt=facts.attempt.attempt + 1,
+        suspend=suspend,
+        carried=carried,
+        gang_window_start=now,
+        active_since=now if carried.start_time is not None and not suspend else None,
+    )
+
+
+def initial_attempt(
+    spec: TrainingJobSpec, previous: TrainingJobStatus, window_start: datetime | None
+) -> AttemptToApply:
+    """The attempt a job without one starts with: numbered after what status already counts
+    (its Jobs may have been deleted), suspended by spec.suspend or until Kueue admits it."""
+    carried = CarriedCounts(
+        failures=previous.restarts,
+        preemptions=previous.preemptions,
+        gpu_seconds=previous.gpu_seconds,
+        start_time=previous.start_time,
+    )
+    return AttemptToApply(
+        attempt=previous.restarts + previous.preemptions,
+        suspend=spec.suspend or bool(spec.queue_name),
+        carried=carried,
+        gang_window_start=window_start,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Final outcomes
+# --------------------------------------------------------------------------------------
 
 
 def _failed(reason: str, message: str, now: datetime, apply: AttemptToApply | None) -> _Outcome:
@@ -155,55 +223,28 @@ def _failed(reason: str, message: str, now: datetime, apply: AttemptToApply | No
     )
 
 
-def _stop_attempt(latest: ObservedAttempt) -> AttemptToApply | None:
-    """Suspend the latest attempt if it still has pods, so a finished job holds no GPU."""
-    if not latest.active_workers:
-        return None
-    return AttemptToApply(attempt=latest.attempt, suspend=True, carried=latest.carried)
+def _fail(facts: Facts, reason: str, message: str, now: datetime) -> _Outcome:
+    """Fail the job, stopping the attempt."""
+    return _failed(reason, message, now, _stop(facts, _end(facts, reason, message, now)))
 
 
-def _restart_or_fail(spec: TrainingJobSpec, latest: ObservedAttempt, now: datetime) -> _Outcome:
-    failure = latest.failure
-    assert failure is not None
-    policy = spec.restart_policy
-    carried = _carried_forward(spec, latest, failure.kind, now)
-    if failure.kind == FailureKind.PERMANENT:
-        return _failed(failure.kind.value, failure.message, now, _stop_attempt(latest))
-    if failure.kind == FailureKind.CRASHED and carried.failures > policy.backoff_limit:
-        message = f"{failure.message}; backoffLimit {policy.backoff_limit} reached"
-        return _failed("BackoffLimitExceeded", message, now, _stop_attempt(latest))
-    if policy.max_preemptions is not None and carried.preemptions > policy.max_preemptions:
-        message = f"{failure.message}; maxPreemptions {policy.max_preemptions} reached"
-        return _failed("PreemptionLimitExceeded", message, now, _stop_attempt(latest))
-    restarting = _update(
-        Cond.RESTARTING,
-        TRUE,
-        failure.kind.value,
-        f"Attempt {latest.attempt} ended: {failure.message}. Restarting the whole gang from "
-        "the last checkpoint.",
-    )
-    if latest.active_workers:
-        active = len(latest.active_workers)
-        waiting = f"Waiting for {active} worker(s) of attempt {latest.attempt} to stop."
-        return _Outcome(
-            phase=TrainingJobPhase.RESTARTING,
-            updates=(restarting, _update(Cond.RUNNING, FALSE, failure.kind.value, waiting)),
-            apply=AttemptToApply(attempt=latest.attempt, suspend=True, carried=latest.carried),
-            check_again_after=2.0,
-        )
-    next_attempt = AttemptToApply(
-        attempt=latest.attempt + 1, suspend=spec.suspend, carried=carried, gang_window_start=now
-    )
-    return _Outcome(
-        phase=TrainingJobPhase.RESTARTING,
-        updates=(restarting, _update(Cond.RUNNING, FALSE, failure.kind.value, "Restarting.")),
-        apply=next_attempt,
-        check_again_after=1.0,
-    )
+def _all_succeeded(facts: Facts) -> bool:
+    """Every node rank exited 0 (index 0 for an elastic job, as its Job's successPolicy says)."""
+    latest, spec = facts.attempt, facts.spec
+    if latest.completed or (latest.ended is not None and latest.ended.reason == SUCCEEDED):
+        return True
+    done = {m.index for m in facts.succeeded}
+    return 0 in done if spec.elastic else len(done) == spec.max_nodes
 
 
-def _succeeded(latest: ObservedAttempt, now: datetime) -> _Outcome:
-    message = f"All {len(latest.workers)} workers of attempt {latest.attempt} exited 0."
+def _succeeded(facts: Facts, now: datetime) -> _Outcome:
+    latest = facts.attempt
+    finished = [m.finish_time for m in facts.succeeded if m.finish_time is not None]
+    completion = latest.completion_time or (max(finished) if finished else now)
+    message = f"All {len(facts.members)} workers of attempt {latest.attempt} exited 0."
+    if facts.spec.elastic:
+        message = f"Worker 0 of attempt {latest.attempt} exited 0."
+    end = _end(facts, SUCCEEDED, message, completion)
     return _Outcome(
         phase=TrainingJobPhase.SUCCEEDED,
         updates=(
@@ -211,49 +252,190 @@ def _succeeded(latest: ObservedAttempt, now: datetime) -> _Outcome:
             _update(Cond.RUNNING, FALSE, "Completed", message),
             _update(Cond.RESTARTING, FALSE, "Completed", message),
         ),
-        completion_time=latest.completion_time or now,
+        apply=_stop(facts, end, suspend=False),
+        completion_time=end.at,
     )
 
 
-def _keep(latest: ObservedAttempt, suspend: bool, **changes: object) -> AttemptToApply:
-    base = AttemptToApply(
-        attempt=latest.attempt,
-        suspend=suspend,
-        carried=latest.carried,
-        gang_released_at=latest.gang_released_at,
-        gang_window_start=latest.gang_window_start or latest.created,
+# --------------------------------------------------------------------------------------
+# How an attempt ends
+# --------------------------------------------------------------------------------------
+
+
+def _elastic_verdict(facts: Facts, now: datetime) -> AttemptFailure | None:
+    """An elastic attempt ends when worker 0 (the c10d rendezvous host) leaves, when more
+    members left than elastic.maxRestarts, or when fewer than minNodes remain and no
+    replacement was placed within scheduleTimeoutSeconds; any other loss is a membership
+    change the survivors carry on through."""
+    spec, latest = facts.spec, facts.attempt
+    assert spec.elastic is not None
+    if latest.suspended:
+        return None  # stopped on purpose (a gang release, a queue): nobody left
+    host = member_losses(facts, 0)
+    if host.total:
+        return AttemptFailure(host.kind, "worker 0 (the rendezvous host) left the gang")
+    losses = member_losses(facts)
+    limit = spec.elastic.max_restarts
+    if losses.total > limit:
+        message = f"{losses.total} members left the gang, more than elastic.maxRestarts {limit}"
+        return AttemptFailure(losses.kind, message)
+    if facts.started and len(facts.placed) < needed(spec) and now >= regroup_deadline(facts):
+        timeout = spec.scheduling.schedule_timeout_seconds
+        message = (
+            f"only {len(facts.placed)} of minNodes {needed(spec)} members remained for {timeout}s"
+        )
+        return AttemptFailure(losses.kind if losses.total else FailureKind.PREEMPTED, message)
+    return None
+
+
+def _verdict(facts: Facts) -> AttemptFailure | None:
+    """Why the newest attempt ended, if it did: the Job controller's verdict, a lost node,
+    or a suspension of a job that has started."""
+    spec, latest = facts.spec, facts.attempt
+    if latest.failure is not None:
+        return latest.failure
+    if facts.lost and spec.elastic is None:
+        worker, why = min(facts.lost.items(), key=lambda item: item[0].index)
+        return AttemptFailure(FailureKind.PREEMPTED, f"worker {worker.index} lost: {why}")
+    if spec.suspend and facts.job_started:
+        message = f"spec.suspend stopped attempt {latest.attempt}"
+        return AttemptFailure(FailureKind.SUSPENDED, message)
+    if spec.queue_name and latest.suspended and facts.started:
+        message = f"Kueue suspended attempt {latest.attempt} (queue {spec.queue_name})"
+        return AttemptFailure(FailureKind.PREEMPTED, message)
+    return None
+
+
+def _end_of(facts: Facts, now: datetime) -> AttemptEnd | None:
+    """The newest attempt's end: stamped earlier, or judged now."""
+    if facts.attempt.ended is not None:
+        return facts.attempt.ended
+    failure = facts.attempt.failure
+    permanent = failure is not None and failure.kind == FailureKind.PERMANENT
+    if facts.spec.elastic is not None and not permanent:
+        failure = _elastic_verdict(facts, now) or failure
+    failure = failure or _verdict(facts)
+    if failure is None:
+        return None
+    return _end(facts, failure.kind.value, failure.message, now)
+
+
+def _after_end(facts: Facts, end: AttemptEnd, now: datetime) -> _Outcome:
+    """Fail the job, or stop the attempt and start the next once its workers are gone."""
+    latest = facts.attempt
+    failure = end.failure
+    if failure is None:  # a final verdict stamped before its status was written
+        return _fail(facts, end.reason, end.message, now)
+    final = _final_failure(facts, failure, now)
+    if final is not None:
+        return final
+    if failure.kind == FailureKind.SUSPENDED:
+        return _after_suspension(facts, end, now)
+    restarting = _update(
+        Cond.RESTARTING,
+        TRUE,
+        failure.kind.value,
+        f"Attempt {latest.attempt} ended: {failure.message}. Restarting the whole gang from "
+        "the last checkpoint.",
     )
-    return replace(base, **changes)  # type: ignore[arg-type]
+    waiting = _still_stopping(facts)
+    if waiting:
+        message = f"Waiting for {waiting} worker(s) of attempt {latest.attempt} to stop."
+        return _Outcome(
+            phase=TrainingJobPhase.RESTARTING,
+            updates=(restarting, _update(Cond.RUNNING, FALSE, failure.kind.value, message)),
+            apply=_stop(facts, end),
+            check_again_after=STOPPING_RECHECK_SECONDS,
+        )
+    return _Outcome(
+        phase=TrainingJobPhase.RESTARTING,
+        updates=(restarting, _update(Cond.RUNNING, FALSE, failure.kind.value, "Restarting.")),
+        apply=_next_attempt(facts, failure.kind, now),
+        check_again_after=1.0,
+    )
 
 
-def _suspended(latest: ObservedAttempt, reason: str, message: str) -> _Outcome:
+def _final_failure(facts: Facts, failure: AttemptFailure, now: datetime) -> _Outcome | None:
+    """The job fails: a permanent exit code, or the restart policy's limits reached."""
+    policy = facts.spec.restart_policy
+    carried = _carried_forward(facts, failure.kind, now)
+    if failure.kind == FailureKind.PERMANENT:
+        return _fail(facts, failure.kind.value, failure.message, now)
+    if failure.kind == FailureKind.CRASHED and carried.failures > policy.backoff_limit:
+        message = f"{failure.message}; backoffLimit {policy.backoff_limit} reached"
+        return _fail(facts, "BackoffLimitExceeded", message, now)
+    if policy.max_preemptions is not None and carried.preemptions > policy.max_preemptions:
+        message = f"{failure.message}; maxPreemptions {policy.max_preemptions} reached"
+        return _fail(facts, "PreemptionLimitExceeded", message, now)
+    return None
+
+
+def _still_stopping(facts: Facts) -> int:
+    """Workers of an ended attempt the next one waits for: every worker that may hold its
+    node, except those on lost nodes (they never confirm their end) and except under Kueue,
+    which admits the next attempt only once the old one's quota is free."""
+    if facts.spec.queue_name:
+        return 0
+    return sum(w not in facts.lost for w in facts.attempt.active_workers)
+
+
+def _after_suspension(facts: Facts, end: AttemptEnd, now: datetime) -> _Outcome:
+    """A started job suspended: its attempt stays stopped until spec.suspend is false again,
+    then the next attempt starts from the last checkpoint (counting nothing)."""
+    latest = facts.attempt
+    if facts.spec.suspend:
+        message = (
+            f"spec.suspend is true: attempt {latest.attempt} stopped, the deadline paused; "
+            f"resuming starts attempt {latest.attempt + 1} from the last checkpoint."
+        )
+        return _suspended(_stop(facts, end), "SuspendedBySpec", message)
+    resumed = _update(Cond.SUSPENDED, FALSE, "Resumed", "spec.suspend is false.")
+    waiting = _still_stopping(facts)
+    if waiting:
+        message = f"Resuming: waiting for {waiting} worker(s) of attempt {latest.attempt} to stop."
+        return _Outcome(
+            phase=TrainingJobPhase.PENDING,
+            updates=(resumed, _update(Cond.RUNNING, FALSE, "Resuming", message)),
+            apply=_stop(facts, end),
+            check_again_after=STOPPING_RECHECK_SECONDS,
+        )
+    message = f"Resuming with attempt {latest.attempt + 1} from the last checkpoint."
+    return _Outcome(
+        phase=TrainingJobPhase.PENDING,
+        updates=(resumed, _update(Cond.RUNNING, FALSE, "Resuming", message)),
+        apply=_next_attempt(facts, FailureKind.SUSPENDED, now),
+        check_again_after=1.0,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# An attempt that has not ended
+# --------------------------------------------------------------------------------------
+
+
+def _suspended(apply: AttemptToApply, reason: str, message: str) -> _Outcome:
     return _Outcome(
         phase=TrainingJobPhase.SUSPENDED,
         updates=(
             _update(Cond.SUSPENDED, TRUE, reason, message),
             _update(Cond.RUNNING, FALSE, reason, message),
         ),
-        apply=_keep(latest, suspend=True),
+        apply=apply,
     )
 
 
-def _gang_message(
-    spec: TrainingJobSpec, observed: ObservedTrainingJob, latest: ObservedAttempt
-) -> str:
+def _gang_message(spec: TrainingJobSpec, observed: ObservedTrainingJob, facts: Facts) -> str:
     fit = observed.nodes_that_fit
-    placed = sum(w.scheduled for w in latest.workers)
-    fits = f"{fit} fit" if fit is not None else f"{placed} placed"
-    detail = next(
-        (w.unschedulable_message for w in latest.workers if w.unschedulable_message), None
-    )
+    fits = f"{fit} fit" if fit is not None else f"{len(facts.placed)} placed"
+    detail = next((m.unschedulable_message for m in facts.live if m.unschedulable_message), None)
     return f"needs {gang_shape(spec)}; {fits}" + (f" ({detail})" if detail else "")
 
 
 def _released_gang(
-    spec: TrainingJobSpec, observed: ObservedTrainingJob, latest: ObservedAttempt, now: datetime
+    spec: TrainingJobSpec, observed: ObservedTrainingJob, facts: Facts, now: datetime
 ) -> _Outcome:
     """The gang was released for not fitting; retry once the same time has passed."""
-    released_at = latest.gang_released_at
+    released_at = facts.attempt.gang_released_at
     assert released_at is not None
     timeout = spec.scheduling.schedule_timeout_seconds
     retry_at = released_at + timedelta(seconds=timeout)
@@ -263,12 +445,13 @@ def _released_gang(
             updates=(
                 _update(Cond.SCHEDULED, FALSE, "Retrying", "Placing the gang again."),
                 _update(Cond.SUSPENDED, FALSE, "Retrying", "Placing the gang again."),
+                _update(Cond.RUNNING, FALSE, "Retrying", "Placing the gang again."),
             ),
-            apply=_keep(latest, suspend=False, gang_released_at=None, gang_window_start=now),
+            apply=_keep(facts, suspend=False, gang_released_at=None, gang_window_start=now),
             check_again_after=float(timeout),
         )
     message = (
-        f"Released all workers after {timeout}s: {_gang_message(spec, observed, latest)}. "
+        f"Released all workers after {timeout}s: {_gang_message(spec, observed, facts)}. "
         f"Retrying at {retry_at.isoformat()}."
     )
     return _Outcome(
@@ -277,29 +460,25 @@ def _released_gang(
             _update(Cond.SCHEDULED, FALSE, "GangTimeout", message),
             _update(Cond.RUNNING, FALSE, "GangTimeout", message),
         ),
-        apply=_keep(latest, suspend=True),
+        apply=_keep(facts, suspend=True),
         check_again_after=(retry_at - now).total_seconds(),
         wants_capacity=True,
     )
 
 
 def _placing(
-    spec: TrainingJobSpec, observed: ObservedTrainingJob, latest: ObservedAttempt, now: datetime
+    spec: TrainingJobSpec, observed: ObservedTrainingJob, facts: Facts, now: datetime
 ) -> _Outcome:
     """Some workers are not placed yet: wait, or release the gang after the timeout."""
+    latest = facts.attempt
     timeout = spec.scheduling.schedule_timeout_seconds
     window_start = latest.gang_window_start or latest.created
     deadline = window_start + timedelta(seconds=timeout)
-    stuck = any(w.unschedulable_message for w in latest.workers)
-    message = _gang_message(spec, observed, latest)
+    stuck = any(m.unschedulable_message for m in facts.live)
+    message = _gang_message(spec, observed, facts)
     if spec.scheduling.gang and stuck and now >= deadline:
         if spec.scheduling.on_timeout == ScheduleTimeoutAction.FAIL:
-            return _failed(
-                "Unschedulable",
-                f"Not placed within {timeout}s: {message}",
-                now,
-                _keep(latest, suspend=True),
-            )
+            return _fail(facts, "Unschedulable", f"Not placed within {timeout}s: {message}", now)
         return _Outcome(
             phase=TrainingJobPhase.PENDING,
             updates=(
@@ -311,7 +490,7 @@ def _placing(
                 ),
                 _update(Cond.RUNNING, FALSE, "GangTimeout", message),
             ),
-            apply=_keep(latest, suspend=True, gang_released_at=now),
+            apply=_keep(facts, suspend=True, gang_released_at=now),
             check_again_after=float(timeout),
             wants_capacity=True,
         )
@@ -322,190 +501,243 @@ def _placing(
             _update(Cond.SCHEDULED, FALSE, reason, message),
             _update(Cond.RUNNING, FALSE, reason, "Waiting for every worker to be placed."),
         ),
-        apply=_keep(latest, suspend=False),
+        apply=_keep(facts, suspend=False),
         check_again_after=max((deadline - now).total_seconds(), 1.0) if stuck else None,
         wants_capacity=stuck,
     )
 
 
-def _active(
-    spec: TrainingJobSpec, observed: ObservedTrainingJob, latest: ObservedAttempt, now: datetime
-) -> _Outcome:
-    if spec.suspend:
-        return _suspended(latest, "SuspendedBySpec", "spec.suspend is true: all workers stopped.")
+def _not_running(facts: Facts, now: datetime) -> _Outcome:
+    """The gang has run in this attempt but does not run now: an elastic job regrouping
+    (members left, replacements not placed or not started yet), or workers that stopped and
+    await the Job controller's verdict. Never Pending again within the attempt."""
+    spec, latest = facts.spec, facts.attempt
+    running, want = len(facts.running), needed(spec)
+    check: float | None = None
+    if spec.elastic is not None and len(facts.placed) < want:
+        until = regroup_deadline(facts)
+        reason = "MembersLost"
+        message = (
+            f"{len(facts.placed)} of minNodes {want} members remain in attempt "
+            f"{latest.attempt}; waiting until {until.isoformat()} for replacements to be placed."
+        )
+        check = max((until - now).total_seconds(), 1.0)
+    elif spec.elastic is not None:
+        reason = "Rendezvous"
+        message = f"{running} of minNodes {want} members running; the others are starting."
+    else:
+        reason = "WorkersStopped"
+        message = (
+            f"{running} of {want} workers of attempt {latest.attempt} running; waiting for "
+            "the Job controller's verdict."
+        )
+    return _Outcome(
+        phase=TrainingJobPhase.RESTARTING,
+        updates=(
+            _update(Cond.RUNNING, FALSE, reason, message),
+            _update(Cond.RESTARTING, TRUE, reason, message),
+        ),
+        apply=_keep(facts, suspend=False),
+        check_again_after=check,
+    )
+
+
+def _held(
+    spec: TrainingJobSpec, observed: ObservedTrainingJob, facts: Facts, now: datetime
+) -> _Outcome | None:
+    """An attempt that does not run on purpose: suspended before the job started, its gang
+    released for not fitting, or waiting for Kueue's admission."""
+    latest = facts.attempt
+    if spec.suspend:  # a job that has not started: only held
+        message = "spec.suspend is true: the job is held before it starts."
+        return _suspended(_keep(facts, suspend=True), "SuspendedBySpec", message)
     if latest.gang_released_at is not None:
-        return _released_gang(spec, observed, latest, now)
+        return _released_gang(spec, observed, facts, now)
     if spec.queue_name and latest.suspended:
+        message = f"Waiting for admission by Kueue queue {spec.queue_name}."
         return _Outcome(
             phase=TrainingJobPhase.SUSPENDED,
             updates=(
-                _update(
-                    Cond.SUSPENDED,
-                    TRUE,
-                    "Queued",
-                    f"Waiting for admission by Kueue queue {spec.queue_name}.",
-                ),
+                _update(Cond.SUSPENDED, TRUE, "Queued", message),
+                _update(Cond.RUNNING, FALSE, "Queued", message),
             ),
-            apply=_keep(latest, suspend=True),
+            apply=_keep(facts, suspend=True),
         )
-    needed = spec.min_nodes  # every node of a fixed-size job; minNodes of an elastic one
-    placed = sum(w.scheduled for w in latest.workers)
-    if placed < needed:
-        return _placing(spec, observed, latest, now)
+    return None
+
+
+def _active(
+    spec: TrainingJobSpec, observed: ObservedTrainingJob, facts: Facts, now: datetime
+) -> _Outcome:
+    held = _held(spec, observed, facts, now)
+    if held is not None:
+        return held
+    latest = facts.attempt
+    placed, want = len(facts.placed) + len(facts.succeeded), needed(spec)
+    if not facts.started and placed < want:
+        return _placing(spec, observed, facts, now)
     scheduled = _update(
-        Cond.SCHEDULED, TRUE, "WorkersPlaced", f"{placed} of {len(latest.workers)} workers placed."
+        Cond.SCHEDULED, TRUE, "WorkersPlaced", f"{placed} of {len(facts.members)} workers placed."
     )
     not_suspended = _update(Cond.SUSPENDED, FALSE, "Running", "The job is not suspended.")
-    started = sum(w.phase in (WorkerPhase.RUNNING, WorkerPhase.SUCCEEDED) for w in latest.workers)
-    if started >= needed and any(w.phase == WorkerPhase.RUNNING for w in latest.workers):
-        running = _update(
-            Cond.RUNNING,
-            TRUE,
-            "WorkersRunning",
-            f"{started} workers running (attempt {latest.attempt}).",
+    if not facts.started:
+        starting = _update(
+            Cond.RUNNING, FALSE, "ContainersStarting", "Workers are placed and starting."
         )
-        not_restarting = _update(Cond.RESTARTING, FALSE, "Running", "The gang is running.")
+        return _Outcome(
+            phase=TrainingJobPhase.PENDING,
+            updates=(scheduled, starting, not_suspended),
+            apply=_keep(facts, suspend=False),
+        )
+    running = len(facts.running)
+    if running and running + len(facts.succeeded) >= want:
+        message = f"{running} workers running (attempt {latest.attempt})."
         return _Outcome(
             phase=TrainingJobPhase.RUNNING,
-            updates=(scheduled, running, not_restarting, not_suspended),
-            apply=_keep(latest, suspend=False),
+            updates=(
+                scheduled,
+                _update(Cond.RUNNING, TRUE, "WorkersRunning", message),
+                _update(Cond.RESTARTING, FALSE, "Running", "The gang is running."),
+                not_suspended,
+            ),
+            apply=_keep(facts, suspend=False),
             check_again_after=RUNNING_RECHECK_SECONDS,
         )
-    starting = _update(
-        Cond.RUNNING, FALSE, "ContainersStarting", "Workers are placed and starting."
-    )
-    return _Outcome(
-        phase=TrainingJobPhase.PENDING,
-        updates=(scheduled, starting, not_suspended),
-        apply=_keep(latest, suspend=False),
-    )
+    return _not_running(facts, now)
 
 
-def _deadline_passed(spec: TrainingJobSpec, start: datetime | None, now: datetime) -> bool:
-    limit = spec.active_deadline_seconds
-    return limit is not None and start is not None and now >= start + timedelta(seconds=limit)
+# --------------------------------------------------------------------------------------
+# The plan
+# --------------------------------------------------------------------------------------
 
 
 def _first_attempt(spec: TrainingJobSpec, previous: TrainingJobStatus, now: datetime) -> _Outcome:
-    carried = CarriedCounts(
-        failures=previous.restarts,
-        preemptions=previous.preemptions,
-        gpu_seconds=previous.gpu_seconds,
-        start_time=previous.start_time,
-    )
-    attempt = previous.restarts + previous.preemptions
-    suspend = spec.suspend or bool(spec.queue_name)
-    message = f"Creating attempt {attempt}: {gang_shape(spec)}."
+    apply = initial_attempt(spec, previous, now)
+    message = f"Creating attempt {apply.attempt}: {gang_shape(spec)}."
     return _Outcome(
         phase=TrainingJobPhase.SUSPENDED if spec.suspend else TrainingJobPhase.PENDING,
-        updates=(_update(Cond.CREATED, FALSE, "Creating", message),),
-        apply=AttemptToApply(
-            attempt=attempt, suspend=suspend, carried=carried, gang_window_start=now
+        updates=(
+            _update(Cond.CREATED, FALSE, "Creating", message),
+            _update(Cond.RUNNING, FALSE, "Creating", message),
         ),
+        apply=apply,
         check_again_after=1.0,
     )
 
 
+def _deadline(facts: Facts, now: datetime) -> tuple[bool, float | None]:
+    """Whether the time spent started passed activeDeadlineSeconds; else when it will."""
+    limit = facts.spec.active_deadline_seconds
+    if limit is None:
+        return False, None
+    used = active_seconds(facts, now)
+    if used >= limit:
+        return True, None
+    return False, (limit - used if clock_running(facts) else None)
+
+
 def _outcome(
     spec: TrainingJobSpec,
-    identity: JobIdentity,
     previous: TrainingJobStatus,
     observed: ObservedTrainingJob,
+    facts: Facts | None,
     now: datetime,
 ) -> _Outcome:
-    latest = observed.latest
-    if latest is None:
+    if facts is None:
         return _first_attempt(spec, previous, now)
-    if latest.completed:
-        return _succeeded(latest, now)
-    start = latest.carried.start_time or latest.first_start
-    if _deadline_passed(spec, start or identity.created, now):
+    if _all_succeeded(facts):
+        return _succeeded(facts, now)
+    passed, deadline_in = _deadline(facts, now)
+    if passed:
         message = f"activeDeadlineSeconds {spec.active_deadline_seconds} passed"
-        return _failed("DeadlineExceeded", message, now, _stop_attempt(latest))
-    if latest.failure is not None:
-        return _restart_or_fail(spec, latest, now)
-    return _active(spec, observed, latest, now)
+        return _fail(facts, "DeadlineExceeded", message, now)
+    end = _end_of(facts, now)
+    outcome = _after_end(facts, end, now) if end else _active(spec, observed, facts, now)
+    check = _sooner(outcome.check_again_after, deadline_in, facts.health.recheck_after)
+    return replace(outcome, check_again_after=check)
+
+
+def _counters(
+    spec: TrainingJobSpec, facts: Facts | None, carried: CarriedCounts, now: datetime
+) -> dict[str, object]:
+    """Every counter of the status, from the observations alone."""
+    gpu = attempt_gpu_seconds(spec, facts.attempt, now) if facts else 0.0
+    changes = member_losses(facts).total if facts and spec.elastic else 0
+    nodes = gang_size(facts) if facts else (0 if spec.elastic else spec.max_nodes)
+    return {
+        "nodes": nodes,
+        "gpus": nodes * spec.resources.gpus,
+        "workers": worker_counts(facts),
+        "restarts": carried.failures,
+        "preemptions": carried.preemptions,
+        "membership_changes": changes,
+        "start_time": facts.start_time if facts else carried.start_time,
+        "gpu_seconds": round(carried.gpu_seconds + gpu, 1),
+    }
+
+
+def _status(
+    spec: TrainingJobSpec,
+    *,
+    identity: OwnerMeta,
+    previous: TrainingJobStatus,
+    facts: Facts | None,
+    outcome: _Outcome,
+    now: datetime,
+) -> TrainingJobStatus:
+    conditions = set_condition(previous.conditions, accepted_update(None), identity.generation, now)
+    if facts is not None:
+        attempt = facts.attempt.attempt
+        created = _update(
+            Cond.CREATED,
+            TRUE,
+            "AttemptCreated",
+            f"Attempt {attempt} is Job {identity.name}-r{attempt}.",
+        )
+        conditions = set_condition(conditions, created, identity.generation, now)
+    for update in outcome.updates:
+        conditions = set_condition(conditions, update, identity.generation, now)
+    carried = facts.attempt.carried if facts else (outcome.apply or _NO_APPLY).carried
+    return previous.model_copy(
+        update={
+            "phase": outcome.phase,
+            "conditions": conditions,
+            "observed_generation": identity.generation,
+            "completion_time": outcome.completion_time or previous.completion_time,
+            **_counters(spec, facts, carried, now),
+        }
+    )
+
+
+_NO_APPLY = AttemptToApply(attempt=0, suspend=False, carried=CarriedCounts())
 
 
 def _is_terminal(phase: TrainingJobPhase | None) -> bool:
     return phase in (TrainingJobPhase.SUCCEEDED, TrainingJobPhase.FAILED)
 
 
-def _ttl_deadline(spec: TrainingJobSpec, completion: datetime | None) -> datetime | None:
-    """When a finished job is deleted (None: kept)."""
+def _finished(
+    spec: TrainingJobSpec, previous: TrainingJobStatus, facts: Facts | None, now: datetime
+) -> tuple[TrainingJobStatus, AttemptToApply | None]:
+    """A finished job keeps its phase and conditions; its counters still follow the pods
+    (workers that stop after the end are no longer counted running), and its last attempt
+    is stamped with its end and holds no GPU."""
+    if facts is None:
+        return previous, None
+    status = previous.model_copy(update=_counters(spec, facts, facts.attempt.carried, now))
+    reason = str(previous.phase)
+    end = _end(facts, reason, "", previous.completion_time or now)
+    return status, _stop(facts, end, suspend=previous.phase == TrainingJobPhase.FAILED)
+
+
+def _seconds_until_ttl(
+    spec: TrainingJobSpec, completion: datetime | None, now: datetime
+) -> float | None:
+    """Seconds until a finished job is deleted (None: kept)."""
     ttl = spec.ttl_seconds_after_finished
-    return None if ttl is None or completion is None else completion + timedelta(seconds=ttl)
-
-
-def _status(
-    spec: TrainingJobSpec,
-    *,
-    identity: JobIdentity,
-    previous: TrainingJobStatus,
-    observed: ObservedTrainingJob,
-    outcome: _Outcome,
-    now: datetime,
-) -> TrainingJobStatus:
-    latest = observed.latest
-    conditions = set_condition(previous.conditions, accepted_update(None), identity.generation, now)
-    if latest is not None:
-        created = _update(
-            Cond.CREATED,
-            TRUE,
-            "AttemptCreated",
-            f"Attempt {latest.attempt} is Job {identity.name}-r{latest.attempt}.",
-        )
-        conditions = set_condition(conditions, created, identity.generation, now)
-    for update in outcome.updates:
-        conditions = set_condition(conditions, update, identity.generation, now)
-    carried = latest.carried if latest else CarriedCounts()
-    current_gpu_seconds = attempt_gpu_seconds(spec, latest, now) if latest else 0.0
-    return previous.model_copy(
-        update={
-            "phase": outcome.phase,
-            "conditions": conditions,
-            "observed_generation": identity.generation,
-            "nodes": gang_size(spec, latest),
-            "gpus": gang_size(spec, latest) * spec.resources.gpus,
-            "workers": worker_counts(latest),
-            "restarts": carried.failures,
-            "preemptions": carried.preemptions,
-            "start_time": carried.start_time or (latest.first_start if latest else None),
-            "completion_time": outcome.completion_time or previous.completion_time,
-            "gpu_seconds": round(carried.gpu_seconds + current_gpu_seconds, 1),
-        }
-    )
-
-
-def plan_trainingjob(
-    spec: TrainingJobSpec,
-    identity: JobIdentity,
-    previous: TrainingJobStatus,
-    observed: ObservedTrainingJob,
-    now: datetime,
-) -> TrainingJobPlan:
-    """Decide what the TrainingJob's children should be and what its status says."""
-    latest = observed.latest
-    if _is_terminal(previous.phase) and previous.completion_time is not None:
-        until_ttl = _seconds_until_ttl(spec, previous.completion_time, now)
-        return TrainingJobPlan(
-            status=previous,
-            apply=_stop_attempt(latest) if latest else None,
-            delete_attempts=_superseded_attempts(observed),
-            delete_trainingjob=until_ttl == 0.0,
-            check_again_after=until_ttl,
-        )
-    outcome = _outcome(spec, identity, previous, observed, now)
-    status = _status(
-        spec, identity=identity, previous=previous, observed=observed, outcome=outcome, now=now
-    )
-    return TrainingJobPlan(
-        status=status,
-        apply=outcome.apply,
-        delete_attempts=_superseded_attempts(observed),
-        check_again_after=outcome.check_again_after,
-        wants_capacity=outcome.wants_capacity,
-    )
+    if ttl is None or completion is None:
+        return None
+    return max((completion + timedelta(seconds=ttl) - now).total_seconds(), 0.0)
 
 
 def _superseded_attempts(observed: ObservedTrainingJob) -> tuple[int, ...]:
@@ -516,24 +748,42 @@ def _superseded_attempts(observed: ObservedTrainingJob) -> tuple[int, ...]:
     return tuple(a.attempt for a in observed.attempts if a.attempt < latest.attempt)
 
 
-def _seconds_until_ttl(
-    spec: TrainingJobSpec, completion: datetime | None, now: datetime
-) -> float | None:
-    deadline = _ttl_deadline(spec, completion)
-    return None if deadline is None else max((deadline - now).total_seconds(), 0.0)
+def _facts(spec: TrainingJobSpec, observed: ObservedTrainingJob, now: datetime) -> Facts | None:
+    latest: ObservedAttempt | None = observed.latest
+    return facts_of(spec, observed, latest, now) if latest is not None else None
 
 
-def invalid_spec_status(
-    previous: TrainingJobStatus, identity: JobIdentity, error: str, now: datetime
-) -> TrainingJobStatus:
-    """The status of a TrainingJob whose spec the operator cannot act on."""
-    conditions = set_condition(
-        previous.conditions, accepted_update(error), identity.generation, now
+def plan_trainingjob(
+    spec: TrainingJobSpec,
+    identity: OwnerMeta,
+    previous: TrainingJobStatus,
+    observed: ObservedTrainingJob,
+    now: datetime,
+) -> TrainingJobPlan:
+    """Decide what the TrainingJob's children should be and what its status says."""
+    facts = _facts(spec, observed, now)
+    wants_nodes = facts.health.wants_nodes if facts else ()
+    if _is_terminal(previous.phase) and previous.completion_time is not None:
+        until_ttl = _seconds_until_ttl(spec, previous.completion_time, now)
+        status, stop = _finished(spec, previous, facts, now)
+        recheck = facts.health.recheck_after if facts else None
+        return TrainingJobPlan(
+            status=status,
+            apply=stop,
+            delete_attempts=_superseded_attempts(observed),
+            delete_trainingjob=until_ttl == 0.0,
+            check_again_after=_sooner(until_ttl, recheck),
+            wants_nodes=wants_nodes,
+        )
+    outcome = _outcome(spec, previous, observed, facts, now)
+    status = _status(
+        spec, identity=identity, previous=previous, facts=facts, outcome=outcome, now=now
     )
-    return previous.model_copy(
-        update={
-            "phase": TrainingJobPhase.FAILED,
-            "conditions": conditions,
-            "observed_generation": identity.generation,
-        }
+    return TrainingJobPlan(
+        status=status,
+        apply=outcome.apply,
+        delete_attempts=_superseded_attempts(observed),
+        check_again_after=outcome.check_again_after,
+        wants_capacity=outcome.wants_capacity,
+        wants_nodes=wants_nodes,
     )

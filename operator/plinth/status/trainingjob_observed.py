@@ -1,14 +1,18 @@
 """What the operator observed of a TrainingJob's children, as plain values for the planner.
 
-The kube layer parses Jobs and Pods into these; the planner in `status.trainingjob` reads
-nothing else. Counters that must survive a gang restart (failures, preemptions, GPU time,
-first start) travel on each attempt's Job as annotations, written once when the attempt is
-created, so a reconcile interrupted anywhere recomputes the same numbers.
+The kube layer parses Jobs, pods and (when a plan asks) Nodes into these; the planner in
+`status.trainingjob` reads nothing else. Counters that must survive a gang restart
+(failures, preemptions, GPU time, time spent started, first start) travel on each attempt's
+Job as annotations, written once when the attempt is created; facts about an attempt that
+its pods cannot keep (when the gang first ran, how the attempt ended) are stamped on its Job
+the first time Plinth sees them. So every reconcile recomputes the same numbers from what it
+observes, and a reconcile interrupted anywhere converges.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -31,6 +35,8 @@ class FailureKind(enum.StrEnum):
     PERMANENT = "PermanentExitCode"
     #: The program failed in a way a restart may fix.
     CRASHED = "WorkerFailed"
+    #: spec.suspend stopped an attempt of a job that had started: not a failure.
+    SUSPENDED = "Suspended"
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,18 @@ class ObservedWorker:
     exit_code: int | None = None
     start_time: datetime | None = None
     finish_time: datetime | None = None
-    terminating: bool = False
+    #: The pod's Ready condition (the node lifecycle controller sets it False when the
+    #: pod's node stops reporting).
+    ready: bool = True
+    #: metadata.deletionTimestamp: the pod is being deleted.
+    deleted_at: datetime | None = None
+    created: datetime | None = None
+    #: The pod carries condition DisruptionTarget (evicted, preempted, node lost).
+    disrupted: bool = False
+    #: Pods of this index that failed before this one (a replacement): counted by the Job's
+    #: backoffLimitPerIndex, and ignored by its podFailurePolicy (disruptions).
+    index_failures: int = 0
+    index_disruptions: int = 0
 
     @property
     def active(self) -> bool:
@@ -55,6 +72,15 @@ class ObservedWorker:
     @property
     def scheduled(self) -> bool:
         return self.node_name is not None
+
+    @property
+    def terminating(self) -> bool:
+        return self.deleted_at is not None
+
+    @property
+    def has_run(self) -> bool:
+        """Running now, or exited 0 (a failed pod may never have run)."""
+        return self.phase in (WorkerPhase.RUNNING, WorkerPhase.SUCCEEDED)
 
 
 @dataclass(frozen=True)
@@ -67,6 +93,26 @@ class AttemptFailure:
 
 
 @dataclass(frozen=True)
+class AttemptEnd:
+    """Plinth's verdict on an attempt that ended, stamped on its Job: why (a FailureKind
+    value, or the reason of a final phase such as DeadlineExceeded or Succeeded), when, and
+    the GPU-seconds its workers held until then (their pods go, the number stays)."""
+
+    reason: str
+    message: str
+    at: datetime
+    gpu_seconds: float = 0.0
+
+    @property
+    def failure(self) -> AttemptFailure | None:
+        """The end as a failure the restart policy judges (None for a final verdict)."""
+        try:
+            return AttemptFailure(FailureKind(self.reason), self.message)
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True)
 class CarriedCounts:
     """Totals from earlier attempts, stamped on an attempt's Job when it is created."""
 
@@ -74,6 +120,8 @@ class CarriedCounts:
     preemptions: int = 0
     gpu_seconds: float = 0.0
     start_time: datetime | None = None
+    #: Time the job spent started in earlier attempts (what activeDeadlineSeconds limits).
+    active_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -91,6 +139,14 @@ class ObservedAttempt:
     gang_released_at: datetime | None = None
     #: When the gang's current wait for placement began (creation or the last retry).
     gang_window_start: datetime | None = None
+    #: Stamped: when every needed worker of this attempt first ran at once.
+    gang_started_at: datetime | None = None
+    #: Stamped: when this attempt's share of the deadline clock started counting.
+    active_since: datetime | None = None
+    #: Stamped: how the attempt ended, once Plinth judged it.
+    ended: AttemptEnd | None = None
+    #: The Job's status.startTime (when it was last resumed, for a Job created suspended).
+    started_at: datetime | None = None
     workers: tuple[ObservedWorker, ...] = ()
 
     @property
@@ -98,12 +154,25 @@ class ObservedAttempt:
         return tuple(w for w in self.workers if w.active)
 
     @property
-    def first_start(self) -> datetime | None:
-        """When every worker of this attempt had started (None until all have)."""
-        starts = [w.start_time for w in self.workers]
-        if not starts or any(start is None for start in starts):
-            return None
-        return max(start for start in starts if start is not None)
+    def members(self) -> tuple[ObservedWorker, ...]:
+        """The newest pod of each index (an elastic job replaces a member that left)."""
+        newest: dict[int, ObservedWorker] = {}
+        for worker in self.workers:  # in creation order within each index
+            newest[worker.index] = worker
+        return tuple(newest[index] for index in sorted(newest))
+
+
+@dataclass(frozen=True)
+class ObservedNode:
+    """A Node the plan asked about: is it Ready, since when, and why not."""
+
+    name: str
+    exists: bool = True
+    ready: bool = True
+    #: When the Ready condition last changed (None: not reported).
+    since: datetime | None = None
+    reason: str = ""
+    message: str = ""
 
 
 @dataclass(frozen=True)
@@ -113,6 +182,8 @@ class ObservedTrainingJob:
     attempts: tuple[ObservedAttempt, ...] = ()
     #: How many nodes could take one worker right now; None when not looked up.
     nodes_that_fit: int | None = None
+    #: The Nodes of suspect workers, by name, when a plan asked for them (None: not read).
+    nodes: Mapping[str, ObservedNode] | None = None
 
     @property
     def latest(self) -> ObservedAttempt | None:

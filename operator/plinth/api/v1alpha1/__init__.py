@@ -1,9 +1,21 @@
 """Version v1alpha1 of the plinth.dev API group.
 
-One module per kind (trainingjob, automlsweep, modeldeployment), shared pieces in common,
-the kind registry and edge parsing in kinds. Import from here.
+One module per kind (trainingjob, automlsweep, modeldeployment); what they share in common
+(group, version, conditions), env (environment variables) and pods (resources, pod
+template); the kind registry and edge parsing in kinds. The version-free machinery (base
+models, rules, value types) lives in plinth.api.schema and is re-exported here as it always
+was. Import from here.
 """
 
+from plinth.api.schema import (
+    ApiModel,
+    InvalidSpecError,
+    InvalidStatusError,
+    KindInfo,
+    PrinterColumn,
+    Rule,
+    StatusModel,
+)
 from plinth.api.v1alpha1.automlsweep import (
     AUTOML_SWEEP,
     PARAMETER_PLACEHOLDER,
@@ -35,40 +47,27 @@ from plinth.api.v1alpha1.common import (
     API_GROUP,
     API_VERSION,
     REASON_INVALID_SPEC,
-    RESERVED_ENV_NAMES,
-    RESERVED_ENV_PREFIX,
-    ApiModel,
     Condition,
     ConditionStatus,
+)
+from plinth.api.v1alpha1.env import (
+    RESERVED_ENV_NAMES,
+    RESERVED_ENV_PREFIX,
     EnvVar,
     EnvVarSource,
-    KindInfo,
-    PodTemplate,
-    PrinterColumn,
-    Resources,
-    Rule,
-    StatusModel,
-    Toleration,
-    Volume,
-    VolumeMount,
     is_reserved_env_name,
 )
-from plinth.api.v1alpha1.kinds import (
-    KINDS,
-    InvalidSpecError,
-    InvalidStatusError,
-    KindName,
-    kind_info,
-    parse_spec,
-    parse_status,
-)
+from plinth.api.v1alpha1.kinds import KINDS, KindName, kind_info, parse_spec, parse_status
 from plinth.api.v1alpha1.modeldeployment import (
     MODEL_DEPLOYMENT,
+    MODEL_URI_SCHEMES,
+    AutoscalerStatus,
     Autoscaling,
     Canary,
     CanaryState,
     CanaryStatus,
     CanaryStep,
+    DataType,
     DynamicBatching,
     Gates,
     InstanceGroup,
@@ -82,11 +81,16 @@ from plinth.api.v1alpha1.modeldeployment import (
     Rollout,
     RolloutFailureAction,
     Runtime,
+    ScaleDownCandidate,
     ScalingBackend,
     ScalingMetric,
     ServedModel,
+    Tensor,
+    Traffic,
     TrainingOutput,
+    is_supported_model_uri,
 )
+from plinth.api.v1alpha1.pods import PodTemplate, Resources, Toleration, Volume, VolumeMount
 from plinth.api.v1alpha1.trainingjob import (
     TRAINING_JOB,
     Checkpoint,
@@ -109,6 +113,7 @@ __all__ = [
     "AUTOML_SWEEP",
     "KINDS",
     "MODEL_DEPLOYMENT",
+    "MODEL_URI_SCHEMES",
     "PARAMETER_PLACEHOLDER",
     "REASON_INVALID_SPEC",
     "RESERVED_ENV_NAMES",
@@ -123,6 +128,7 @@ __all__ = [
     "AutoMLSweepPhase",
     "AutoMLSweepSpec",
     "AutoMLSweepStatus",
+    "AutoscalerStatus",
     "Autoscaling",
     "BestTrial",
     "Budget",
@@ -134,6 +140,7 @@ __all__ = [
     "CheckpointRecord",
     "Condition",
     "ConditionStatus",
+    "DataType",
     "Direction",
     "DynamicBatching",
     "EarlyStopping",
@@ -168,6 +175,7 @@ __all__ = [
     "RolloutFailureAction",
     "Rule",
     "Runtime",
+    "ScaleDownCandidate",
     "ScalingBackend",
     "ScalingMetric",
     "ScheduleTimeoutAction",
@@ -175,7 +183,9 @@ __all__ = [
     "ServedModel",
     "StatusModel",
     "StepValue",
+    "Tensor",
     "Toleration",
+    "Traffic",
     "TrainingJobConditionType",
     "TrainingJobPhase",
     "TrainingJobSpec",
@@ -189,6 +199,7 @@ __all__ = [
     "WarmStart",
     "WorkerCounts",
     "is_reserved_env_name",
+    "is_supported_model_uri",
     "kind_info",
     "parse_spec",
     "parse_status",

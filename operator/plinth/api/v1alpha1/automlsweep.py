@@ -9,17 +9,18 @@ number of trials, their parallelism, failures and GPU-hours.
 from __future__ import annotations
 
 import enum
+import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Annotated
 
 from pydantic import Field, PlainValidator, StringConstraints, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from plinth.api.v1alpha1.common import (
+from plinth.api.schema import (
     AGE_COLUMN,
     ApiModel,
-    ConditionList,
     DnsSubdomain,
     KindInfo,
     ListMap,
@@ -32,6 +33,7 @@ from plinth.api.v1alpha1.common import (
     name_rule,
     object_default,
 )
+from plinth.api.v1alpha1.common import API_GROUP, API_VERSION, ConditionList
 from plinth.api.v1alpha1.trainingjob import TrainingJobSpec
 
 MAX_TRIALS = 1000
@@ -106,6 +108,8 @@ class ObjectiveStrategy(enum.StrEnum):
 
     LATEST = "latest"
     BEST = "best"
+    MIN = "min"
+    MAX = "max"
 
 
 class Objective(ApiModel):
@@ -125,8 +129,9 @@ class Objective(ApiModel):
     strategy: ObjectiveStrategy = Field(
         ObjectiveStrategy.LATEST,
         description=(
-            "A trial's result: latest (its final report: what its last checkpoint holds) "
-            "or best (its best report over the run)."
+            "A trial's result: latest (its final report: what its last checkpoint holds), "
+            "best (its best report over the run, by direction), min or max (its lowest or "
+            "highest report)."
         ),
     )
 
@@ -455,6 +460,20 @@ def _names_declared(spec: AutoMLSweepSpec) -> bool:
     return all(set(trial.parameters) <= declared for trial in trials)
 
 
+_PARAMETER_REFERENCE = re.compile(r"\$\{params\.([^}]*)\}")
+
+
+def referenced_parameters(template: TrainingJobSpec) -> set[str]:
+    """Names the trial template refers to as ${params.<name>}, anywhere in its strings."""
+    text = json.dumps(template.to_dict())
+    return set(_PARAMETER_REFERENCE.findall(text))
+
+
+def _references_declared(spec: AutoMLSweepSpec) -> bool:
+    declared = {p.name for p in spec.parameters}
+    return referenced_parameters(spec.trial_template) <= declared
+
+
 def _metrics_declared(spec: AutoMLSweepSpec) -> bool:
     declared = {o.metric for o in spec.objectives}
     trials = spec.warm_start.trials if spec.warm_start else ()
@@ -543,6 +562,12 @@ class AutoMLSweepSpec(ApiModel):
                         p.type != ParameterType.FLOAT or p.step is not None for p in s.parameters
                     )
                 ),
+            ),
+            Rule(
+                cel=None,  # placeholders sit anywhere in the template's strings
+                message="trialTemplate may only refer to declared parameters as ${params.<name>}",
+                field_path=".trialTemplate",
+                holds=_references_declared,
             ),
             Rule(
                 cel=None,  # parameter values have no single type, so CEL cannot see them
@@ -639,6 +664,15 @@ class TrialRecord(StatusModel):
     reason: str | None = Field(
         None, max_length=1024, description="Why the trial failed or was pruned."
     )
+    sampler_state: Mapping[str, str] = Field(
+        default_factory=dict,
+        max_length=16,
+        description=(
+            "The optimiser's own bookkeeping of this trial (Optuna system attributes such as "
+            "a grid cell or the pruning rungs it passed), JSON-encoded, so that a study "
+            "rebuilt from status continues exactly where it was."
+        ),
+    )
     start_time: Timestamp | None = Field(None, description="When the trial started.")
     completion_time: Timestamp | None = Field(None, description="When the trial finished.")
 
@@ -705,6 +739,8 @@ class AutoMLSweepStatus(StatusModel):
 
 
 AUTOML_SWEEP = KindInfo(
+    group=API_GROUP,
+    version=API_VERSION,
     kind="AutoMLSweep",
     plural="automlsweeps",
     short_names=("sweep",),

@@ -11,10 +11,17 @@ from collections.abc import Mapping
 from typing import Any, Literal, overload
 
 from pydantic import ValidationError
-from pydantic_core import ErrorDetails
 
+from plinth.api.schema import (
+    ApiModel,
+    InvalidSpecError,
+    InvalidStatusError,
+    KindInfo,
+    StatusModel,
+    describe_errors,
+)
 from plinth.api.v1alpha1.automlsweep import AUTOML_SWEEP, AutoMLSweepSpec, AutoMLSweepStatus
-from plinth.api.v1alpha1.common import RULE_ERROR_TYPE, ApiModel, KindInfo, StatusModel
+from plinth.api.v1alpha1.common import API_GROUP, API_VERSION
 from plinth.api.v1alpha1.modeldeployment import (
     MODEL_DEPLOYMENT,
     ModelDeploymentSpec,
@@ -30,31 +37,15 @@ KINDS: Mapping[str, KindInfo] = {
 KindName = Literal["TrainingJob", "AutoMLSweep", "ModelDeployment"]
 
 
-class InvalidSpecError(ValueError):
-    """A spec the API cannot accept; the message names every offending field."""
-
-    def __init__(self, kind: str, problems: list[str]) -> None:
-        self.kind = kind
-        self.problems = problems
-        super().__init__("; ".join(problems))
-
-
-class InvalidStatusError(ValueError):
-    """A stored status the operator cannot read back; the message names the fields."""
-
-    def __init__(self, kind: str, problems: list[str]) -> None:
-        self.kind = kind
-        self.problems = problems
-        super().__init__("; ".join(problems))
-
-
 def kind_info(kind: str) -> KindInfo:
     """The registry entry of `kind`; ValueError for a kind this API version lacks."""
     try:
         return KINDS[kind]
     except KeyError:
         known = ", ".join(KINDS)
-        raise ValueError(f"unknown kind {kind!r} in plinth.dev/v1alpha1; known: {known}") from None
+        raise ValueError(
+            f"unknown kind {kind!r} in {API_GROUP}/{API_VERSION}; known: {known}"
+        ) from None
 
 
 @overload
@@ -103,23 +94,3 @@ def parse_status(kind: str, status: Mapping[str, Any] | None) -> StatusModel:
         return model.model_validate(status or {})
     except ValidationError as error:
         raise InvalidStatusError(kind, describe_errors("status", error)) from None
-
-
-def describe_errors(root: str, error: ValidationError) -> list[str]:
-    """One "<root>.<field path>: <message>" line per validation problem."""
-    return [_describe(root, detail) for detail in error.errors(include_url=False)]
-
-
-def _describe(root: str, detail: ErrorDetails) -> str:
-    path = root + "".join(_path_segment(part) for part in detail["loc"])
-    if detail["type"] == RULE_ERROR_TYPE:
-        path += str(detail.get("ctx", {}).get("field_path", ""))
-    return f"{path}: {detail['msg']}"
-
-
-def _path_segment(part: int | str) -> str:
-    if isinstance(part, int):
-        return f"[{part}]"
-    if part.replace("_", "a").isalnum():
-        return f".{part}"
-    return f"[{part!r}]"

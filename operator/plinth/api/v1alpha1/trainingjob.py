@@ -14,29 +14,30 @@ from typing import Annotated
 
 from pydantic import Field
 
-from plinth.api.v1alpha1.common import (
+from plinth.api.schema import (
     AGE_COLUMN,
-    RESERVED_ENV_CEL,
-    RESERVED_ENV_MESSAGE,
     ApiModel,
     CommandArg,
-    ConditionList,
     DnsSubdomain,
-    EnvList,
     ImageRef,
     KindInfo,
     ListSet,
-    PodTemplate,
     PrinterColumn,
-    Resources,
     Rule,
     StatusModel,
     Timestamp,
     immutable,
-    is_reserved_env_name,
     name_rule,
     object_default,
 )
+from plinth.api.v1alpha1.common import API_GROUP, API_VERSION, ConditionList
+from plinth.api.v1alpha1.env import (
+    RESERVED_ENV_CEL,
+    RESERVED_ENV_MESSAGE,
+    EnvList,
+    is_reserved_env_name,
+)
+from plinth.api.v1alpha1.pods import PodTemplate, Resources
 
 MAX_NODES = 1024
 #: A process exit status that means failure.
@@ -51,7 +52,10 @@ class ElasticPolicy(ApiModel):
     min_nodes: int = Field(
         ge=1,
         le=MAX_NODES,
-        description="Fewest nodes training runs on; the job starts once this many are placed.",
+        description=(
+            "Fewest nodes training runs on; the job starts once this many are placed, and "
+            "carries on while this many members remain."
+        ),
     )
     max_nodes: int = Field(
         ge=1, le=MAX_NODES, description="Most nodes training scales up to when they are free."
@@ -62,8 +66,11 @@ class ElasticPolicy(ApiModel):
         le=100,
         description=(
             "How often torchrun may restart the worker group in place when membership "
-            "changes or a worker fails (PET_MAX_RESTARTS), before the pod fails and "
-            "restartPolicy applies."
+            "changes or a worker fails (PET_MAX_RESTARTS). Plinth counts a member that "
+            "leaves (its pod deleted, evicted, failed, or its node lost) as one such "
+            "restart: while minNodes remain the others keep running and the member is "
+            "replaced when it can be placed; past maxRestarts, or when worker 0 (the "
+            "rendezvous host) leaves, the attempt ends and restartPolicy applies."
         ),
     )
 
@@ -122,6 +129,17 @@ class RestartPolicy(ApiModel):
         description=(
             "Restarts after preemption, eviction or node loss allowed before the job is "
             "Failed. Unset: no limit."
+        ),
+    )
+    node_lost_timeout_seconds: int = Field(
+        60,
+        ge=0,
+        le=3600,
+        description=(
+            "How long a worker may sit on a node that is not Ready (its kubelet silent, "
+            "its lease expired) or no longer exists before Plinth counts a preemption and "
+            "restarts the gang on other nodes, without waiting for that worker's pod to "
+            "confirm its end (it never will)."
         ),
     )
 
@@ -228,8 +246,10 @@ class TrainingJobSpec(ApiModel):
         None,
         ge=1,
         description=(
-            "Wall-clock limit from the first start, restarts included; past it the job is "
-            "Failed with reason DeadlineExceeded."
+            "Limit on the time the job spends started: counted from the first start (all "
+            "workers running) and across restarts, and paused while the job is suspended "
+            "(spec.suspend or its queue). Time before the first start never counts. Past "
+            "it the job is Failed with reason DeadlineExceeded."
         ),
     )
     ttl_seconds_after_finished: int | None = Field(
@@ -242,8 +262,10 @@ class TrainingJobSpec(ApiModel):
     suspend: bool = Field(
         False,
         description=(
-            "True stops the job: its pods are deleted (GPUs freed) and it resumes from the "
-            "last checkpoint when set back to false. Suspension is not a failure."
+            "True stops the job: its pods are deleted (GPUs freed) and the deadline clock "
+            "pauses. A job that has not started yet is only held; a started one has its "
+            "attempt stopped, and setting this back to false starts a new attempt from the "
+            "last checkpoint. Suspension is neither a failure nor a preemption."
         ),
     )
     queue_name: DnsSubdomain | None = Field(
@@ -350,6 +372,14 @@ class WorkerCounts(StatusModel):
     running: int = Field(0, ge=0, description="Workers running.")
     succeeded: int = Field(0, ge=0, description="Workers that exited 0.")
     failed: int = Field(0, ge=0, description="Workers that failed.")
+    unknown: int = Field(
+        0,
+        ge=0,
+        description=(
+            "Workers whose node stopped reporting (not Ready, or gone): their pods may still "
+            "say Running, but nobody can tell."
+        ),
+    )
 
 
 class CheckpointRecord(StatusModel):
@@ -405,7 +435,8 @@ class TrainingJobStatus(StatusModel):
         None, ge=0, description="GPUs the whole gang uses: nodes x resources.gpus."
     )
     workers: WorkerCounts = Field(
-        default_factory=WorkerCounts, description="Worker pods of the current attempt, by phase."
+        default_factory=WorkerCounts,
+        description="Worker pods of the current attempt (one per node rank), by phase.",
     )
     restarts: int = Field(
         0, ge=0, description="Gang restarts after failures; counts towards backoffLimit."
@@ -415,7 +446,20 @@ class TrainingJobStatus(StatusModel):
         ge=0,
         description="Gang restarts after preemption, eviction or node loss; not failures.",
     )
-    start_time: Timestamp | None = Field(None, description="When all workers first ran.")
+    membership_changes: int = Field(
+        0,
+        ge=0,
+        description=(
+            "Elastic jobs: members that left the current attempt and were (or will be) "
+            "replaced while the others kept running; counts towards elastic.maxRestarts."
+        ),
+    )
+    start_time: Timestamp | None = Field(
+        None,
+        description=(
+            "When the job first started: every worker (minNodes of an elastic job) running at once."
+        ),
+    )
     completion_time: Timestamp | None = Field(None, description="When the job Succeeded or Failed.")
     gpu_seconds: float = Field(
         0, ge=0, description="GPU time held by the job's workers so far, in GPU-seconds."
@@ -429,6 +473,8 @@ class TrainingJobStatus(StatusModel):
 
 
 TRAINING_JOB = KindInfo(
+    group=API_GROUP,
+    version=API_VERSION,
     kind="TrainingJob",
     plural="trainingjobs",
     short_names=("tj",),

@@ -1,0 +1,144 @@
+"""One reconcile, the same for every kind: parse -> observe -> plan -> apply -> status.
+
+Runs on a worker thread with a snapshot copied out of the indexes. The spec is parsed once
+here, at the edge; an invalid one ends in the kind's InvalidSpec status and is not retried
+until the resource changes (no loop). A plan that needs more to decide (the cluster's
+capacity, objects it does not own, answers of its pods) gets it and is made once more.
+The last pod reading of each resource is kept, so a planner can take rates between two.
+Returns when to look again (at most the resync period).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from plinth.api.v1alpha1 import InvalidSpecError, InvalidStatusError, parse_spec, parse_status
+from plinth.api.wellknown import ObjectRef, OwnerMeta, parse_time
+from plinth.intake.book import ReportBook
+from plinth.kube.carry_out import carry_out, read_capacity
+from plinth.kube.client import Kube
+from plinth.kube.podmetrics import read_pods
+from plinth.runtime.adapter import KindAdapter, OperatorSettings, PlanInputs
+from plinth.runtime.status_writer import StatusWriter
+from plinth.runtime.store import Snapshot
+from plinth.status.plan import Plan, PodReading
+
+#: Every resource is looked at again at least this often, even when nothing happens.
+RESYNC_SECONDS = 300.0
+#: A plan may ask for more than once (an object read reveals which pods to ask).
+MAX_READ_ROUNDS = 3
+
+AnyAdapter = KindAdapter[Any, Any, Any]
+#: Finds an object by reference (uid empty): the operator's cache first, else the API server.
+ObjectFinder = Callable[[ObjectRef], Mapping[str, Any] | None]
+
+
+def owner_meta(body: Any) -> OwnerMeta:
+    """The resource's metadata as planners see it."""
+    metadata = body["metadata"]
+    return OwnerMeta(
+        ref=ObjectRef.of(body),
+        generation=metadata.get("generation"),
+        created=parse_time(metadata.get("creationTimestamp")) or datetime.now(UTC),
+        annotations=dict(metadata.get("annotations") or {}),
+        labels=dict(metadata.get("labels") or {}),
+    )
+
+
+@dataclass
+class PodReadings:
+    """The last pod reading of each resource (by owner reference), for rates."""
+
+    _last: dict[tuple[str, str, str], PodReading] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def swap(self, owner: ObjectRef, reading: PodReading) -> PodReading | None:
+        """Keep `reading`; return the one it replaces."""
+        with self._lock:
+            previous = self._last.get(owner.key)
+            self._last[owner.key] = reading
+        return previous
+
+    def forget(self, key: tuple[str, str, str]) -> None:
+        with self._lock:
+            self._last.pop(key, None)
+
+
+@dataclass(frozen=True)
+class Reconciler:
+    """Reconciles snapshots of any kind through the kube layer."""
+
+    kube: Kube
+    settings: OperatorSettings
+    book: ReportBook
+    #: How `Plan.wants_objects` are found (default: read from the API server).
+    find_object: ObjectFinder | None = None
+    readings: PodReadings = field(default_factory=PodReadings)
+
+    def _previous_status(self, adapter: AnyAdapter, body: Any) -> Any:
+        try:
+            return parse_status(adapter.info.kind, body.get("status"))
+        except InvalidStatusError:
+            return adapter.info.status_model()
+
+    def _find(self, ref: ObjectRef) -> Mapping[str, Any] | None:
+        if self.find_object is not None:
+            return self.find_object(ref)
+        return self.kube.get_object(ref.api_version, ref.kind, ref.namespace, ref.name)
+
+    def _reads(self, plan: Plan[Any], inputs: PlanInputs[Any, Any, Any]) -> dict[str, Any]:
+        """What `plan` asks for that `inputs` lack, read now."""
+        reads: dict[str, Any] = {}
+        if plan.wants_capacity and inputs.capacity is None:
+            reads["capacity"] = read_capacity(self.kube)
+        if plan.wants_objects and inputs.objects is None:
+            reads["objects"] = {ref: self._find(ref) for ref in plan.wants_objects}
+        if plan.wants_from_pods and inputs.pod_reading is None:
+            reading = read_pods(plan.wants_from_pods)
+            reads["pod_reading"] = reading
+            reads["previous_pod_reading"] = self.readings.swap(inputs.owner.ref, reading)
+        return reads
+
+    def _plan(self, adapter: AnyAdapter, inputs: PlanInputs[Any, Any, Any]) -> Plan[Any]:
+        plan = adapter.plan(inputs)
+        for _ in range(MAX_READ_ROUNDS):
+            reads = self._reads(plan, inputs)
+            if not reads:
+                break
+            inputs = replace(inputs, **reads)
+            plan = adapter.plan(inputs)
+        return plan
+
+    def reconcile(self, adapter: AnyAdapter, snapshot: Snapshot) -> float | None:
+        """Reconcile one resource; returns seconds until it should be looked at again."""
+        body = snapshot.owner
+        if body["metadata"].get("deletionTimestamp"):
+            return None
+        owner, now = owner_meta(body), datetime.now(UTC)
+        previous = self._previous_status(adapter, body)
+        writer = StatusWriter(self.kube)
+        try:
+            spec = parse_spec(adapter.info.kind, body.get("spec") or {})
+        except InvalidSpecError as error:
+            status = adapter.invalid_spec_status(previous, owner, str(error), now)
+            writer.write(owner.ref, previous, status, adapter.warning_conditions)
+            return None
+        inputs = PlanInputs(
+            owner=owner,
+            spec=spec,
+            previous=previous,
+            observed=adapter.observe(snapshot.children),
+            now=now,
+            settings=self.settings,
+            reports=self.book.get((owner.namespace, owner.name)),
+        )
+        plan = self._plan(adapter, inputs)
+        carry_out(self.kube, owner.ref, plan)
+        if plan.delete_owner:
+            return None
+        writer.write(owner.ref, previous, plan.status, adapter.warning_conditions, plan.events)
+        return min(plan.check_again_after or RESYNC_SECONDS, RESYNC_SECONDS)

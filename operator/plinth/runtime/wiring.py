@@ -1,0 +1,98 @@
+"""Kopf handlers generated from the adapters' declarations.
+
+For each kind: an index of every resource, an index per child source (and per legacy owner
+label) keyed by the owner's (namespace, name), and event handlers that only enqueue the
+owner's key. Kopf runs resource handlers only after every index is fully populated, so no
+reconcile acts on a half-listed cluster. Everything is registered into one registry the
+operator passes to `kopf.run`, never into Kopf's global one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import kopf
+
+from plinth.runtime.adapter import ChildSource
+from plinth.runtime.reconciler import AnyAdapter
+from plinth.runtime.store import OwnerKey, index_name, owners_index
+
+#: Called with (kind, namespace, name) to enqueue, or to forget a deleted resource.
+KeyCallback = Callable[[str, str, str], None]
+
+
+def _group_version(api_version: str) -> tuple[str, str]:
+    group, _, version = api_version.rpartition("/")
+    return group, version
+
+
+def _register_owner(
+    registry: kopf.OperatorRegistry, adapter: AnyAdapter, enqueue: KeyCallback, forget: KeyCallback
+) -> None:
+    kind = adapter.info.kind
+    group, version = _group_version(adapter.info.api_version)
+    plural = adapter.info.plural
+
+    def index_owner(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+        return {(namespace or "", name): dict(body)}
+
+    async def owner_changed(namespace: str | None, name: str, type: str, **_: Any) -> None:
+        (forget if type == "DELETED" else enqueue)(kind, namespace or "", name)
+
+    kopf.index(group, version, plural, id=owners_index(kind), registry=registry)(index_owner)
+    kopf.on.event(group, version, plural, id=f"{kind.lower()}__changed", registry=registry)(
+        owner_changed
+    )
+
+
+def _label_filters(source: ChildSource) -> Mapping[str, Mapping[str, Any]]:
+    """Label filter per owner label: a legacy label counts only without the current one,
+    so no child is indexed twice."""
+    filters: dict[str, Mapping[str, Any]] = {source.owner_label: {source.owner_label: kopf.PRESENT}}
+    for legacy in source.legacy_labels:
+        filters[legacy] = {legacy: kopf.PRESENT, source.owner_label: kopf.ABSENT}
+    return filters
+
+
+def _register_label(
+    registry: kopf.OperatorRegistry,
+    kind: str,
+    source: ChildSource,
+    label: str,
+    enqueue: KeyCallback,
+) -> None:
+    """The index and event handler of `source`'s children found by owner `label`."""
+    name = index_name(kind, source, label)
+
+    def owner_key(namespace: str | None, labels: Mapping[str, str]) -> OwnerKey:
+        return (namespace or "", labels[label])
+
+    def index_child(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> Any:
+        return {owner_key(namespace, labels): dict(body)}
+
+    async def child_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+        enqueue(kind, *owner_key(namespace, labels))
+
+    where = (source.group, source.version, source.plural)
+    filters = _label_filters(source)[label]
+    kopf.index(*where, labels=filters, id=name, registry=registry)(index_child)
+    kopf.on.event(*where, labels=filters, id=f"{name}__changed", registry=registry)(child_changed)
+
+
+def register_kinds(
+    registry: kopf.OperatorRegistry,
+    adapters: Mapping[str, AnyAdapter],
+    enqueue: KeyCallback,
+    forget: KeyCallback,
+) -> tuple[str, ...]:
+    """Register every kind's indexes and handlers; returns the names of all indexes."""
+    names: list[str] = []
+    for kind, adapter in adapters.items():
+        _register_owner(registry, adapter, enqueue, forget)
+        names.append(owners_index(kind))
+        for source in adapter.child_sources:
+            for label in (source.owner_label, *source.legacy_labels):
+                _register_label(registry, kind, source, label, enqueue)
+                names.append(index_name(kind, source, label))
+    return tuple(names)

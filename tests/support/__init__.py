@@ -1,0 +1,1 @@
+"""Data and helpers shared by several test modules (no test module imports another)."""
