@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from plinth_devcluster import ClusterInfo
+from plinth_devcluster import ClusterInfo, podrunner
 from tests.plinth_testing import OperatorProcess, installed_crds, start_operator
 
 __all__ = ["installed_crds"]
@@ -23,3 +24,15 @@ def operator(
     process = start_operator(installed_crds.kubeconfig, log)
     yield process
     process.stop()
+
+
+@pytest.fixture
+def pod_runner(
+    installed_crds: ClusterInfo, namespace: str, tmp_path: Path
+) -> Iterator[podrunner.PodRunner]:
+    """The pod runner for the test's namespace: pods annotated to run locally become real
+    processes (training workers, Triton servers)."""
+    with podrunner.running(
+        installed_crds.kubeconfig, tmp_path / "pods", namespace=namespace
+    ) as runner:
+        yield runner

@@ -9,10 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from plinth_devcluster import ClusterInfo, podrunner
 from plinth_devcluster.waiting import wait_for
@@ -20,14 +17,6 @@ from tests.plinth_testing import OperatorProcess, condition, event_reasons, kube
 from tests.support.sweeps import apply, sweep, sweep_phase, trainer_sweep, trial_jobs
 
 FINISHED = ("Succeeded", "Failed")
-
-
-@pytest.fixture
-def pod_runner(
-    cluster: ClusterInfo, namespace: str, tmp_path: Path
-) -> Iterator[podrunner.PodRunner]:
-    with podrunner.running(cluster.kubeconfig, tmp_path / "pods", namespace=namespace) as runner:
-        yield runner
 
 
 def finished(cluster: ClusterInfo, namespace: str, name: str) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import random
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,16 +23,6 @@ from tests.support.sweeps import apply, sweep, sweep_phase, trainer_sweep, trial
 SEED = 20261129
 MIN_KILLS = 5
 BUDGET = {"maxTrials": 4, "parallelTrials": 1, "maxFailedTrials": 0}
-
-
-@pytest.fixture
-def pod_runner(
-    installed_crds: ClusterInfo, namespace: str, tmp_path: Path
-) -> Iterator[podrunner.PodRunner]:
-    with podrunner.running(
-        installed_crds.kubeconfig, tmp_path / "pods", namespace=namespace
-    ) as runner:
-        yield runner
 
 
 def finished(cluster: ClusterInfo, namespace: str, name: str) -> bool:

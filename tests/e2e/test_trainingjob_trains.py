@@ -9,23 +9,12 @@ reported by rank 0 reach the job's status through the operator's intake.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from plinth_devcluster import ClusterInfo, podrunner
 from plinth_devcluster.waiting import wait_for
 from tests.plinth_testing import OperatorProcess, condition
 from tests.support.cluster import create_job, phase, trainingjob
-
-
-@pytest.fixture
-def pod_runner(
-    cluster: ClusterInfo, namespace: str, tmp_path: Path
-) -> Iterator[podrunner.PodRunner]:
-    with podrunner.running(cluster.kubeconfig, tmp_path / "pods", namespace=namespace) as runner:
-        yield runner
 
 
 def test_a_crashed_gang_resumes_from_its_checkpoint_and_reports_metrics(

@@ -31,8 +31,7 @@ from plinth.api.wellknown import (
     ObjectRef,
     OwnerMeta,
 )
-from plinth.builders.common import child_metadata, managed_labels
-from plinth.builders.trainingjob import PLACEHOLDER_UID
+from plinth.builders.common import child_metadata, managed_labels, rendered_owner
 from plinth.status.automlsweep import TrialToApply, plan_sweep
 from plinth.status.automlsweep_observed import ObservedSweep
 
@@ -65,13 +64,7 @@ def render_automlsweep(resource: Mapping[str, Any]) -> list[Manifest]:
     (parallelTrials of them), as the operator applies them."""
     metadata = resource.get("metadata") or {}
     spec = parse_spec("AutoMLSweep", resource.get("spec") or {})
-    ref = ObjectRef(
-        api_version=f"{API_GROUP}/{API_VERSION}",
-        kind=AUTOML_SWEEP.kind,
-        namespace=str(metadata.get("namespace", "default")),
-        name=str(metadata.get("name", "<unnamed>")),
-        uid=str(metadata.get("uid", PLACEHOLDER_UID)),
-    )
+    ref = rendered_owner(AUTOML_SWEEP.kind, metadata)
     owner = OwnerMeta(ref=ref, generation=1, created=datetime.now(UTC))
     plan = plan_sweep(spec, owner, AutoMLSweepStatus(), ObservedSweep(), datetime.now(UTC))
     return [trial_manifest(ref, trial) for trial in plan.trials]

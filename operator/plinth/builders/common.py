@@ -20,12 +20,28 @@ from plinth.api.v1alpha1 import EnvVar, PodTemplate, Resources
 from plinth.api.wellknown import (
     GPU_PRODUCT_LABEL,
     GPU_RESOURCE,
+    GROUP,
     LABEL_APP_NAME,
     LABEL_MANAGED_BY,
     MANAGER,
     Manifest,
     ObjectRef,
 )
+
+#: The uid `plinth render` shows for a resource that exists only in a file.
+PLACEHOLDER_UID = "00000000-0000-0000-0000-000000000000"
+
+
+def rendered_owner(kind: str, metadata: Mapping[str, Any]) -> ObjectRef:
+    """The reference of a `kind` resource read from a file (`plinth render`): its name and
+    namespace (default "default"), and a placeholder uid unless the file gives one."""
+    return ObjectRef(
+        api_version=f"{GROUP}/v1alpha1",
+        kind=kind,
+        namespace=str(metadata.get("namespace", "default")),
+        name=str(metadata.get("name", "<unnamed>")),
+        uid=str(metadata.get("uid", PLACEHOLDER_UID)),
+    )
 
 
 def managed_labels(kind: str) -> dict[str, str]:

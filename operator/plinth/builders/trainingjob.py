@@ -34,8 +34,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from plinth.api.v1alpha1 import (
-    API_GROUP,
-    API_VERSION,
     TRAINING_JOB,
     TrainingJobSpec,
     TrainingJobStatus,
@@ -80,6 +78,7 @@ from plinth.builders.common import (
     merged_env,
     pod_spec_settings,
     pod_template_metadata,
+    rendered_owner,
     secret_env,
     template_volume_mounts,
     without_empty,
@@ -95,7 +94,6 @@ C10D_PORT_NAME = "c10d"
 #: Time a worker has after SIGTERM (preemption, suspension) to write a last checkpoint.
 TERMINATION_GRACE_SECONDS = 60
 
-PLACEHOLDER_UID = "00000000-0000-0000-0000-000000000000"
 #: What `plinth render` shows as the Secret's token: render never makes or shows a real one.
 PLACEHOLDER_TOKEN = "<generated-at-apply>"
 #: What `plinth render` shows in place of the operator's metrics URL (known only in-cluster).
@@ -561,13 +559,7 @@ def render_trainingjob(resource: Mapping[str, Any]) -> list[Manifest]:
     metrics URL). The Secret shows the placeholder token: render never makes a real one."""
     metadata = resource.get("metadata") or {}
     spec = parse_spec("TrainingJob", resource.get("spec") or {})
-    owner = ObjectRef(
-        api_version=f"{API_GROUP}/{API_VERSION}",
-        kind=TRAINING_JOB.kind,
-        namespace=str(metadata.get("namespace", "default")),
-        name=str(metadata.get("name", "<unnamed>")),
-        uid=str(metadata.get("uid", PLACEHOLDER_UID)),
-    )
+    owner = rendered_owner(TRAINING_JOB.kind, metadata)
     context = TrainingJobContext(
         owner=owner,
         attempt=initial_attempt(spec, TrainingJobStatus(), window_start=None),
