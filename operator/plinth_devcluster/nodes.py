@@ -10,12 +10,14 @@ that label, so kwok forgets the node. Its lease is no longer renewed, so after t
 controller manager's grace period (50 s) the node is NotReady (Ready=Unknown, tainted
 unreachable) and its pods are marked not Ready; nothing plays its pods any more, so a pod
 deleted there stays terminating, its phase still Running. `revive_node` puts the label back:
-kwok takes the node up again, marks it Ready and finishes what its pods were doing.
+kwok takes the node up again, marks it Ready and finishes what its pods were doing (see
+stages/README.md).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
 from plinth_devcluster.components import FAKE_NODE_ANNOTATION, FAKE_NODE_LABEL
 from plinth_devcluster.waiting import no_watchdog, wait_for
@@ -33,6 +36,8 @@ POOL_LABEL = "plinth.dev/node-pool"
 GPU_TAINT = {"key": GPU_RESOURCE, "value": "present", "effect": "NoSchedule"}
 CREATE_WORKERS = 16
 LIFECYCLE_TAINTS = {"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"}
+#: Set on the pods of a revived node, so that kwok plays them again.
+REVIVED_ANNOTATION = "devcluster.plinth.dev/revived-at"
 
 
 @dataclass(frozen=True)
@@ -175,7 +180,36 @@ def silence_node(api: client.ApiClient, name: str) -> None:
     _set_kwok_label(api, name, None)
 
 
-def revive_node(api: client.ApiClient, name: str) -> None:
-    """Let node `name` report again: kwok takes it up, marks it Ready and plays its pods."""
+def _lease_renewed_at(api: client.ApiClient, name: str) -> Any:
+    coordination = client.CoordinationV1Api(api)
+    response: Any = coordination.read_namespaced_lease(
+        name, "kube-node-lease", _preload_content=False
+    )
+    return json.loads(response.data).get("spec", {}).get("renewTime")
+
+
+def revive_node(api: client.ApiClient, name: str, *, timeout: float = 30.0) -> None:
+    """Let node `name` report again: kwok takes it up (its lease renewed), marks it Ready and
+    plays its pods again. kwok (v0.8.0) does not replay the pods of a node it takes up again
+    until they change, so each is touched (annotation `devcluster.plinth.dev/revived-at`)
+    once kwok holds the node's lease."""
     _, value = FAKE_NODE_LABEL
+    last = _lease_renewed_at(api, name)
     _set_kwok_label(api, name, value)
+    wait_for(
+        lambda: _lease_renewed_at(api, name) != last,
+        what=f"kwok to take up node {name} again",
+        timeout=timeout,
+    )
+    core = client.CoreV1Api(api)
+    touched = {"metadata": {"annotations": {REVIVED_ANNOTATION: str(time.time())}}}
+    response: Any = core.list_pod_for_all_namespaces(
+        field_selector=f"spec.nodeName={name}", _preload_content=False
+    )
+    for pod in json.loads(response.data)["items"]:
+        metadata = pod["metadata"]
+        try:
+            core.patch_namespaced_pod(metadata["name"], metadata["namespace"], touched)
+        except ApiException as error:
+            if error.status != 404:  # gone meanwhile: nothing to replay
+                raise

@@ -90,7 +90,14 @@ def test_settled_objects_are_left_alone_no_hot_loop(
     )
     (deployment,) = resources_in(EXAMPLES_DIR / "modeldeployment-triton.yaml")
     settled = [("trainingjob", "mlp-single"), deployment]
-    wait_for(lambda: is_accepted(get(cluster, namespace, *deployment)), what="Accepted", timeout=30)
+    wait_for(
+        lambda: (
+            is_accepted(md := get(cluster, namespace, *deployment))
+            and md["status"].get("phase") == "Ready"
+        ),
+        what="the ModelDeployment Accepted and Ready (its replicas are kwok's)",
+        timeout=60,
+    )
     versions = [get(cluster, namespace, *ref)["metadata"]["resourceVersion"] for ref in settled]
     events = [event_count(cluster, namespace, name) for _kind, name in settled]
     # Longer than every short recheck a plan asks for and the per-object minimum interval:

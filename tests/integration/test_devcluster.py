@@ -2,13 +2,14 @@
 
 Against the real control plane (etcd, kube-apiserver, controller manager, scheduler) and kwok's
 fake nodes: scheduling by `nvidia.com/gpu`, controllers (Deployment, Job, garbage collection),
-node leases, and the cluster's own lifecycle (a second cluster side by side, `up` twice,
-`down` leaving no process behind).
+node leases, a node whose kubelet goes silent, and the cluster's own lifecycle (a second
+cluster side by side, `up` twice, `down` leaving no process behind).
 """
 
 from __future__ import annotations
 
 import argparse
+import secrets
 import socket
 import time
 from collections.abc import Callable
@@ -224,6 +225,74 @@ def test_kwok_renews_node_leases_so_nodes_stay_ready(api_client: client.ApiClien
     node = core.read_node(node_name)
     assert {c.type: c.status for c in node.status.conditions}["Ready"] == "True"
     assert not [t for t in node.spec.taints or [] if t.key.startswith("node.kubernetes.io/")]
+
+
+def test_a_silenced_node_goes_not_ready_and_its_deleted_pods_cannot_finish(
+    api_client: client.ApiClient, namespace: str
+) -> None:
+    """`silence_node` plays a kubelet that stops reporting: the lease is no longer renewed,
+    the controller manager marks the node NotReady after its grace period (50 s) and its pod
+    not Ready, and a pod deleted there stays, terminating, its phase Running. `revive_node`
+    brings the node back Ready and the deletion completes."""
+    core, coordination = client.CoreV1Api(api_client), client.CoordinationV1Api(api_client)
+    pool = devcluster.GpuNodePool(count=1, name_prefix=f"silent-{secrets.token_hex(3)}", taint=True)
+    devcluster.add_gpu_nodes(api_client, pool, timeout=60)
+    (node_name,) = pool.node_names()
+    pod = client.V1Pod.from_dict(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "stranded"},
+            "spec": {
+                **pod_template(gpus=8)["spec"],
+                "nodeName": node_name,
+                "tolerations": [{"key": GPU_RESOURCE, "operator": "Exists"}],
+            },
+        }
+    )
+    core.create_namespaced_pod(namespace, pod)
+    eventually(
+        lambda: core.read_namespaced_pod("stranded", namespace).status.phase == "Running",
+        what="the pod Running",
+    )
+
+    def renewed() -> Any:
+        return coordination.read_namespaced_lease(node_name, "kube-node-lease").spec.renew_time
+
+    def node_ready() -> str:
+        conditions = core.read_node(node_name).status.conditions or []
+        return {c.type: c.status for c in conditions}.get("Ready", "")
+
+    devcluster.silence_node(api_client, node_name)
+    try:
+        last = renewed()
+        time.sleep(15)  # kwok renews every 10 s
+        assert renewed() == last, "kwok still renews the lease of a silenced node"
+        eventually(lambda: node_ready() != "True", what="the node NotReady", timeout=90)
+        pod_ready = eventually(
+            lambda: (
+                {
+                    c.type: c.status
+                    for c in core.read_namespaced_pod("stranded", namespace).status.conditions
+                }.get("Ready")
+                == "False"
+            ),
+            what="the pod marked not Ready",
+        )
+        assert pod_ready
+        core.delete_namespaced_pod("stranded", namespace, grace_period_seconds=1)
+        time.sleep(5)
+        stuck = core.read_namespaced_pod("stranded", namespace)
+        assert stuck.metadata.deletion_timestamp is not None
+        assert stuck.status.phase == "Running"
+    finally:
+        devcluster.revive_node(api_client, node_name)
+    eventually(lambda: node_ready() == "True", what="the node Ready again", timeout=60)
+    eventually(
+        lambda: gone(lambda: core.read_namespaced_pod("stranded", namespace)),
+        what="the deletion to complete",
+    )
+    core.delete_node(node_name)
 
 
 def accepts_connections(url: str) -> bool:

@@ -14,6 +14,7 @@ import os
 import secrets
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -473,3 +474,117 @@ def test_deleting_the_node_kills_the_process_and_reports_nothing(
     assert pod is not None
     assert pod.status.phase == "Running", "no kubelet is left to report (until the pod GC)"
     assert "got SIGTERM" not in pod_runner.log_text(namespace, "on-lost-node"), "SIGKILL"
+
+
+# ---- as a kubelet: init containers, volumes, pod IPs, probes, restarts ---------------------
+
+SERVE = [
+    "python",
+    "-c",
+    "import http.server, functools, os; "
+    "handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory='/work'); "
+    "http.server.HTTPServer((os.environ['POD_IP'], 8080), handler).serve_forever()",
+]
+
+
+def served_pod(name: str, init_command: list[str]) -> dict[str, Any]:
+    """A pod whose init container writes into an emptyDir the container then serves, ready
+    once /work/ready.txt is served at its pod IP."""
+    pod = local_pod(
+        name,
+        SERVE,
+        restartPolicy="Always",
+        volumes=[{"name": "work", "emptyDir": {}}],
+        initContainers=[
+            {
+                "name": "prepare",
+                "image": "registry.example/tool:1",
+                "command": init_command,
+                "volumeMounts": [{"name": "work", "mountPath": "/work"}],
+            }
+        ],
+    )
+    container = pod["spec"]["containers"][0]
+    container["env"] = [{"name": "POD_IP", **field_ref("status.podIP")}]
+    container["ports"] = [{"name": "http", "containerPort": 8080}]
+    container["volumeMounts"] = [{"name": "work", "mountPath": "/work"}]
+    container["readinessProbe"] = {
+        "httpGet": {"path": "/ready.txt", "port": "http"},
+        "periodSeconds": 1,
+    }
+    return pod
+
+
+def test_init_containers_prepare_a_volume_and_readiness_follows_the_probe(
+    api_client: client.ApiClient, namespace: str, pod_runner: PodRunner
+) -> None:
+    core = client.CoreV1Api(api_client)
+    write = ["python", "-c", "open('/work/ready.txt', 'w').write('ok')"]
+    core.create_namespaced_pod(namespace, served_pod("served", write))
+
+    def ready() -> bool:
+        pod = read_pod(core, namespace, "served")
+        conditions = {c.type: c.status for c in (pod.status.conditions or [])} if pod else {}
+        return conditions.get("Ready") == "True"
+
+    wait_for(ready, what="the pod Ready by its readiness probe", timeout=60)
+    pod = read_pod(core, namespace, "served")
+    assert pod is not None
+    assert pod.status.pod_ip.startswith("127.") and pod.status.pod_ip != "127.0.0.1"
+    (init,) = pod.status.init_container_statuses
+    assert init.state.terminated.exit_code == 0
+    with urllib.request.urlopen(f"http://{pod.status.pod_ip}:8080/ready.txt", timeout=5) as answer:
+        assert answer.read() == b"ok"
+
+
+def test_a_failing_init_container_is_retried_with_its_last_line_reported(
+    api_client: client.ApiClient, namespace: str, pod_runner: PodRunner
+) -> None:
+    core = client.CoreV1Api(api_client)
+    fail = [
+        "python",
+        "-c",
+        "print('fetching'); raise SystemExit('cannot fetch the model: HTTP 404')",
+    ]
+    core.create_namespaced_pod(namespace, served_pod("unfetched", fail))
+
+    def reported() -> bool:
+        pod = read_pod(core, namespace, "unfetched")
+        statuses = (pod.status.init_container_statuses or []) if pod else []
+        return bool(statuses) and statuses[0].restart_count >= 1
+
+    wait_for(reported, what="the init container retried", timeout=60)
+    pod = read_pod(core, namespace, "unfetched")
+    assert pod is not None and pod.status.phase == "Pending"
+    (init,) = pod.status.init_container_statuses
+    assert init.last_state.terminated.exit_code == 1
+    assert init.last_state.terminated.message == "cannot fetch the model: HTTP 404"
+
+
+def test_a_failing_liveness_probe_restarts_the_container(
+    api_client: client.ApiClient, namespace: str, pod_runner: PodRunner
+) -> None:
+    core = client.CoreV1Api(api_client)
+    pod = local_pod(
+        "deaf", ["python", "-c", "import time; time.sleep(600)"], restartPolicy="Always"
+    )
+    container = pod["spec"]["containers"][0]
+    container["ports"] = [{"containerPort": 8080}]
+    container["livenessProbe"] = {
+        "tcpSocket": {"port": 8080},
+        "periodSeconds": 1,
+        "failureThreshold": 2,
+    }
+    core.create_namespaced_pod(namespace, pod)
+
+    def restarted() -> bool:
+        found = read_pod(core, namespace, "deaf")
+        statuses = (found.status.container_statuses or []) if found else []
+        return bool(statuses) and statuses[0].restart_count >= 1
+
+    wait_for(restarted, what="the container restarted by its liveness probe", timeout=60)
+    found = read_pod(core, namespace, "deaf")
+    assert found is not None and found.status.phase == "Running"
+    assert (
+        "Liveness probe failed" in found.status.container_statuses[0].last_state.terminated.message
+    )

@@ -41,7 +41,12 @@ from plinth.api.wellknown import (
     attempt_job_name,
     format_time,
 )
-from plinth.status.trainingjob_observed import ObservedAttempt, ObservedWorker, WorkerPhase
+from plinth.status.trainingjob_observed import (
+    ObservedAttempt,
+    ObservedNode,
+    ObservedWorker,
+    WorkerPhase,
+)
 
 #: When every factory's objects were created, unless told otherwise.
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -281,9 +286,27 @@ class PodObject:
     finished: datetime = POD_FINISHED
     conditions: tuple[dict[str, str], ...] = ()
     owned: bool = True
+    created: datetime = T0
+    deleted: datetime | None = None
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
     def of_attempt(self, attempt: int) -> PodObject:
         return replace(self, attempt=attempt)
+
+    def created_at(self, created: datetime) -> PodObject:
+        return replace(self, created=created)
+
+    def being_deleted(self, deletion_timestamp: datetime) -> PodObject:
+        """metadata.deletionTimestamp set (the deletion's time plus its grace period)."""
+        return replace(self, deleted=deletion_timestamp)
+
+    def replacing(self, failures: int = 0, disruptions: int = 0) -> PodObject:
+        """A replacement of pods of its index that failed before it, as the Job controller
+        counts them with backoffLimitPerIndex (counted, and ignored by the policy)."""
+        counts = {"batch.kubernetes.io/job-index-failure-count": str(failures)}
+        if disruptions:
+            counts["batch.kubernetes.io/job-index-ignored-failure-count"] = str(disruptions)
+        return replace(self, annotations={**self.annotations, **counts})
 
     def in_namespace(self, namespace: str) -> PodObject:
         return replace(self, namespace=namespace)
@@ -326,15 +349,19 @@ class PodObject:
         }
         if self.conditions:
             status["conditions"] = [dict(c) for c in self.conditions]
+        metadata: dict[str, Any] = {
+            "name": f"{attempt_job_name(self.trainingjob, self.attempt)}-{self.index}",
+            "namespace": self.namespace,
+            "creationTimestamp": format_time(self.created),
+            "labels": labels,
+            "annotations": {ANNOTATION_COMPLETION_INDEX: str(self.index), **self.annotations},
+        }
+        if self.deleted is not None:
+            metadata["deletionTimestamp"] = format_time(self.deleted)
         return {
             "apiVersion": "v1",
             "kind": "Pod",
-            "metadata": {
-                "name": f"{attempt_job_name(self.trainingjob, self.attempt)}-{self.index}",
-                "namespace": self.namespace,
-                "labels": labels,
-                "annotations": {ANNOTATION_COMPLETION_INDEX: str(self.index)},
-            },
+            "metadata": metadata,
             "spec": {
                 "nodeName": self.node,
                 "containers": [{"name": WORKER_CONTAINER, "resources": {"requests": requests}}],
@@ -348,14 +375,30 @@ def a_pod(index: int = 0, phase: str = "Running") -> PodObject:
     return PodObject(index=index, phase=phase)
 
 
-def a_gpu_node(name: str, gpus: int = 8, product: str = H100) -> Manifest:
-    """A Node with `gpus` allocatable GPUs of model `product`."""
+def a_gpu_node(
+    name: str,
+    gpus: int = 8,
+    product: str = H100,
+    *,
+    ready: str = "True",
+    since: datetime = T0,
+    reason: str = "KubeletReady",
+) -> Manifest:
+    """A Node with `gpus` allocatable GPUs of model `product`, its Ready condition `ready`
+    since `since` (the node lifecycle controller writes "Unknown", reason NodeStatusUnknown,
+    when the kubelet stops reporting)."""
+    condition = {
+        "type": "Ready",
+        "status": ready,
+        "reason": reason,
+        "lastTransitionTime": format_time(since),
+    }
     return {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {"name": name, "labels": {GPU_PRODUCT_LABEL: product}},
         "spec": {},
-        "status": {"allocatable": {GPU_RESOURCE: str(gpus)}},
+        "status": {"allocatable": {GPU_RESOURCE: str(gpus)}, "conditions": [condition]},
     }
 
 
@@ -379,6 +422,12 @@ def a_worker(
 def an_attempt(number: int = 0, *workers: ObservedWorker, **changes: Any) -> ObservedAttempt:
     """An observed attempt created at T0 with `workers`."""
     return ObservedAttempt(attempt=number, created=T0, workers=workers, **changes)
+
+
+def a_node(name: str, *, ready: bool = True, since: datetime = T0, **changes: Any) -> ObservedNode:
+    """An observed Node; not Ready since `since` when `ready` is False."""
+    reason = "KubeletReady" if ready else "NodeStatusUnknown"
+    return ObservedNode(name=name, ready=ready, since=since, **{"reason": reason, **changes})
 
 
 # --------------------------------------------------------------------------------------

@@ -98,7 +98,7 @@ class InvalidCase:
 @dataclass(frozen=True)
 class InvalidName:
     """An object of `kind` (with its base spec) whose metadata.name breaks the kind's name
-    rule; only the API server checks names."""
+    rule: the API server refuses it, and so does `plinth render` (the rule's Python twin)."""
 
     id: str
     kind: str
@@ -606,6 +606,18 @@ INVALID_NAMES = [
         "tj-name-too-long",
         "TrainingJob",
         "a" * 49,
+        NAME_RULE.format(length=48, reason="it names the job's Service and pods"),
+    ),
+    InvalidName(
+        "tj-name-with-a-dot",
+        "TrainingJob",
+        "llm.v2",
+        NAME_RULE.format(length=48, reason="it names the job's Service and pods"),
+    ),
+    InvalidName(
+        "tj-name-starts-with-digit",
+        "TrainingJob",
+        "7b-llm",
         NAME_RULE.format(length=48, reason="it names the job's Service and pods"),
     ),
     InvalidName(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import threading
@@ -121,11 +122,11 @@ def local_triton(
             wait_for(server.is_live, what="tritonserver to listen", timeout=60)
         yield server
     finally:
-        process.terminate()
+        os.killpg(process.pid, signal.SIGTERM)  # the server and its backend stubs
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
 

@@ -14,6 +14,8 @@ import pytest
 import yaml
 
 from plinth.api.v1alpha1 import (
+    API_GROUP,
+    API_VERSION,
     KINDS,
     AlgorithmName,
     EarlyStoppingName,
@@ -24,12 +26,14 @@ from plinth.api.v1alpha1 import (
     parse_spec,
     parse_status,
 )
+from plinth.builders.render import RenderError, render_documents
 from tests.support.invalid_specs import (
     BASES,
     INVALID_NAMES,
     INVALID_SPECS,
     INVALID_UPDATES,
     InvalidCase,
+    InvalidName,
     declared_spec_rules,
     merged,
     sweep,
@@ -242,6 +246,20 @@ def test_every_object_rule_has_a_bad_name_case() -> None:
     declared = {(kind, rule.message) for kind, info in KINDS.items() for rule in info.object_rules}
     covered = {(case.kind, case.rule) for case in INVALID_NAMES}
     assert declared == covered, {"without a case": declared - covered, "stale": covered - declared}
+
+
+@pytest.mark.parametrize("case", INVALID_NAMES, ids=lambda c: c.id)
+def test_plinth_render_refuses_every_bad_name_with_the_rules_message(case: InvalidName) -> None:
+    document = {
+        "apiVersion": f"{API_GROUP}/{API_VERSION}",
+        "kind": case.kind,
+        "metadata": {"name": case.name},
+        "spec": BASES[case.kind](),
+    }
+    with pytest.raises(RenderError) as refused:
+        render_documents([document])
+    assert case.field in str(refused.value)
+    assert case.rule in str(refused.value)
 
 
 def test_every_update_case_is_a_valid_spec_the_stored_object_forbids() -> None:

@@ -455,6 +455,41 @@ def test_plinth_render_prints_a_service_a_secret_and_a_job(
     assert token == "<generated-at-apply>"
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "llm.v2",  # a DNS subdomain, but no Service may be named so
+        "7b-llm",  # a DNS-1035 label starts with a letter
+        "a" * 49,  # leaves no room for "-r<attempt>-<index>" in pod hostnames
+    ],
+)
+def test_plinth_render_refuses_names_the_api_server_refuses(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = a_trainingjob().named(name).body()
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(document))
+    assert cli.main(["render", "-f", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"TrainingJob/{name}: metadata.name {name!r}: metadata.name must be at most 48" in (
+        captured.err
+    )
+
+
+def test_plinth_render_takes_the_longest_name_the_api_server_takes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(a_trainingjob().named("l" + "-7" * 23 + "x").body()))
+    assert cli.main(["render", "-f", str(path)]) == 0
+    assert [d["kind"] for d in yaml.safe_load_all(capsys.readouterr().out)] == [
+        "Service",
+        "Secret",
+        "Job",
+    ]
+
+
 def test_render_uses_the_resource_uid_and_namespace_when_given() -> None:
     resource = {
         "metadata": {"name": "train", "namespace": "ml", "uid": "1234"},

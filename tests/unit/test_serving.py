@@ -9,9 +9,11 @@ import random
 from datetime import timedelta
 
 import pytest
+import yaml
 
 from plinth.api.v1alpha1 import Autoscaling, Gates, ModelFormat, Traffic
 from plinth.serving.autoscalers import (
+    ADAPTER_METRICS,
     ScaleTarget,
     backend_for,
     hpa_metric,
@@ -30,7 +32,7 @@ from plinth.serving.metrics import (
 from plinth.serving.repository import ResolvedModel, joined_uri, loader_source, pvc_location
 from plinth.serving.scaling import decide, recommended_replicas
 from plinth.serving.triton_config import render_model_config
-from tests.support.serving import T0, a_modeldeployment, metrics_page
+from tests.support.serving import REPO_ROOT, T0, a_modeldeployment, metrics_page
 
 # ---- config.pbtxt -------------------------------------------------------------------------
 
@@ -281,3 +283,11 @@ def test_an_hpa_that_cannot_read_its_metric_says_so() -> None:
         2,
     )
     assert hpa_view({}).reason == "Waiting"
+
+
+def test_the_shipped_prometheus_adapter_rules_serve_every_metric_the_hpa_asks_for() -> None:
+    values = yaml.safe_load(
+        (REPO_ROOT / "charts/plinth/prometheus-adapter-values.yaml").read_text()
+    )
+    served = {rule["name"]["as"] for rule in values["rules"]["custom"]}
+    assert served == set(ADAPTER_METRICS.values())

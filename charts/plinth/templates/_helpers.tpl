@@ -65,6 +65,11 @@ app.kubernetes.io/component: operator
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# ModelDeployments with autoscaling.backend keda: Plinth applies and removes the ScaledObject
+# (it reads what KEDA sees through the HPA KEDA makes, so no list or watch here).
+- apiGroups: ["keda.sh"]
+  resources: ["scaledobjects"]
+  verbs: ["get", "create", "patch", "delete"]
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]

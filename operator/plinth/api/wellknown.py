@@ -74,6 +74,9 @@ ANNOTATION_ENDED_REASON = "plinth.dev/ended-reason"
 ANNOTATION_ENDED_MESSAGE = "plinth.dev/ended-message"
 ANNOTATION_ENDED_AT = "plinth.dev/ended-at"
 ANNOTATION_ENDED_GPU_SECONDS = "plinth.dev/ended-gpu-seconds"
+#: GPU-seconds of pods a suspension in place deleted (a gang released, a job held), and when.
+ANNOTATION_BANKED_GPU_SECONDS = "plinth.dev/banked-gpu-seconds"
+ANNOTATION_BANKED_AT = "plinth.dev/banked-at"
 
 # ModelDeployment children.
 #: The model revision (a short hash of the resolved model) a serving Deployment and its

@@ -50,7 +50,8 @@ def _check_object_rules(kind: str, document: Mapping[str, Any]) -> None:
         if rule.holds is not None and not rule.holds(document):
             path = rule.field_path.lstrip(".")
             value = (document.get("metadata") or {}).get("name")
-            raise RenderError(f"{_describe(document)}: {path} {value!r}: {rule.message}")
+            shown = "(missing)" if value is None else repr(value)
+            raise RenderError(f"{_describe(document)}: {path} {shown}: {rule.message}")
 
 
 def is_plinth_resource(document: Mapping[str, Any]) -> bool:

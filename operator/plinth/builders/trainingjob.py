@@ -15,9 +15,11 @@ For a TrainingJob `N` in namespace `NS`, attempt `A` (the gang restart number, f
   tells disruption and permanent exit codes apart from crashes; `suspend` creates or
   removes all pods at once (how Plinth releases a gang that cannot be placed); and Kueue
   admits Jobs natively. `backoffLimit` is 0 because Plinth restarts the whole gang itself
-  by creating attempt A+1, and deadlines and TTL are enforced by Plinth across attempts,
-  so the Job carries neither. The counters that survive gang restarts ride on the Job as
-  annotations, so the manifests here are exactly what the operator applies.
+  by creating attempt A+1 (an elastic job's Job instead replaces a member that left, per
+  index, up to elastic.maxRestarts), and deadlines and TTL are enforced by Plinth across
+  attempts, so the Job carries neither. The counters that survive gang restarts, and what
+  Plinth learns about the attempt (when its gang first ran, how it ended), ride on the Job
+  as annotations, so the manifests here are exactly what the operator applies.
 
 The workers' environment is the contract `plinth_client.environment` reads: the `PET_*`
 variables torchrun takes its defaults from, `MASTER_ADDR`/`MASTER_PORT`/`WORLD_SIZE` (and
@@ -41,6 +43,8 @@ from plinth.api.v1alpha1 import (
 )
 from plinth.api.wellknown import (
     ANNOTATION_ACTIVE_SINCE,
+    ANNOTATION_BANKED_AT,
+    ANNOTATION_BANKED_GPU_SECONDS,
     ANNOTATION_CARRIED_ACTIVE_SECONDS,
     ANNOTATION_CARRIED_FAILURES,
     ANNOTATION_CARRIED_GPU_SECONDS,
@@ -208,12 +212,15 @@ def attempt_annotations(apply: AttemptToApply) -> dict[str, str]:
     }
     if carried.active_seconds:
         annotations[ANNOTATION_CARRIED_ACTIVE_SECONDS] = f"{carried.active_seconds:.1f}"
+    if apply.banked_at is not None:
+        annotations[ANNOTATION_BANKED_GPU_SECONDS] = f"{apply.banked_gpu_seconds:.1f}"
     optional = {
         ANNOTATION_FIRST_START: carried.start_time,
         ANNOTATION_GANG_RELEASED_AT: apply.gang_released_at,
         ANNOTATION_GANG_WINDOW_START: apply.gang_window_start,
         ANNOTATION_GANG_STARTED_AT: apply.gang_started_at,
         ANNOTATION_ACTIVE_SINCE: apply.active_since,
+        ANNOTATION_BANKED_AT: apply.banked_at,
     }
     annotations.update({key: format_time(value) for key, value in optional.items() if value})
     if apply.ended is not None:

@@ -62,6 +62,9 @@ from plinth.status.plan import EventToPost, ObjectLookups, PodReading, PodReques
 #: How often a deployment whose model comes from a TrainingJob or sweep looks at it again
 #: (from the operator's cache: no API request), to follow a sweep's new best trial.
 SOURCE_RECHECK_SECONDS = 15.0
+#: A settled deployment is looked at again this often (reads from the cache; an unchanged
+#: plan sends nothing), so a missed watch event costs at most this long.
+STEADY_RECHECK_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -147,11 +150,9 @@ def _serving_samples(
 ) -> Samples:
     servers = [s for s in inputs.observed.servers_of(revision) if s.ready]
     now = samples(inputs.reading, servers, name, version)
-    before = (
-        samples(inputs.previous_reading, servers, name, version)
-        if inputs.previous_reading
-        else None
-    )
+    # A previous reading without these replicas' metrics (only repository indexes were
+    # read) gives no rate: it counts as none.
+    before = samples(inputs.previous_reading, servers, name, version) or None
     seconds = (
         (inputs.reading.time - inputs.previous_reading.time).total_seconds()
         if inputs.reading and inputs.previous_reading
@@ -387,15 +388,15 @@ def _autoscaler_cleanup(inputs: ModelDeploymentInputs) -> tuple[bool, tuple[str,
     return delete_keda, hpas
 
 
-def _check_again(inputs: ModelDeploymentInputs, target: ResolvedModel | None) -> float | None:
-    waits = []
+def _check_again(inputs: ModelDeploymentInputs, target: ResolvedModel | None) -> float:
+    waits = [STEADY_RECHECK_SECONDS]
     if inputs.spec.model.uri is None:
         waits.append(SOURCE_RECHECK_SECONDS)
     if _reads_metrics(inputs.spec, inputs.previous.model, target) or any(
         s.answers and not s.ready for s in inputs.observed.servers
     ):
         waits.append(METRICS_PERIOD_SECONDS)
-    return min(waits) if waits else None
+    return min(waits)
 
 
 def plan_modeldeployment(inputs: ModelDeploymentInputs) -> ModelDeploymentPlan:

@@ -128,7 +128,7 @@ def builtin_scaling(
     """The builtin autoscaler's decision from the serving replicas' metrics."""
     assert autoscaling.target is not None
     if not samples.now:
-        why = "; ".join(samples.errors) or "no ready replica answers on its metrics port"
+        why = "; ".join(samples.errors) or "no replica is ready to be read"
         decision = held(autoscaling, current, f"cannot read Triton's metrics: {why}")
         status = _status(autoscaling, decision, None, previous, now)
         return Scaling(

@@ -41,14 +41,14 @@ from plinth.status.trainingjob_facts import (
     Facts,
     active_seconds,
     attempt_active_seconds,
-    attempt_gpu_seconds,
     clock_running,
+    current_gpu_seconds,
     facts_of,
     gang_size,
-    held_gpu_seconds,
     member_losses,
     needed,
     regroup_deadline,
+    unbanked,
     worker_counts,
 )
 from plinth.status.trainingjob_observed import (
@@ -58,6 +58,7 @@ from plinth.status.trainingjob_observed import (
     FailureKind,
     ObservedAttempt,
     ObservedTrainingJob,
+    WorkerPhase,
 )
 
 #: How often to look again while a stopped attempt's workers are going.
@@ -80,6 +81,8 @@ class AttemptToApply:
     gang_started_at: datetime | None = None
     active_since: datetime | None = None
     ended: AttemptEnd | None = None
+    banked_gpu_seconds: float = 0.0
+    banked_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -129,9 +132,21 @@ def gang_shape(spec: TrainingJobSpec) -> str:
 # --------------------------------------------------------------------------------------
 
 
+def _bank(facts: Facts, suspend: bool) -> tuple[float, datetime | None]:
+    """What the attempt's Job says of GPU time its deleted pods held. Suspending an attempt
+    in place deletes its pods but keeps the attempt, so their GPU time is banked first: when
+    the attempt is being suspended, or is suspended and has pods not banked yet that ran."""
+    latest = facts.attempt
+    fresh = [w for w in unbanked(latest) if w.start_time is not None]
+    if suspend and latest.ended is None and (not latest.suspended or fresh):
+        return current_gpu_seconds(facts), facts.now
+    return latest.banked_gpu_seconds, latest.banked_at
+
+
 def _keep(facts: Facts, suspend: bool, **changes: object) -> AttemptToApply:
     """The newest attempt as it is, with what was learnt about it stamped."""
     latest = facts.attempt
+    banked, banked_at = _bank(facts, suspend)
     base = AttemptToApply(
         attempt=latest.attempt,
         suspend=suspend,
@@ -141,6 +156,8 @@ def _keep(facts: Facts, suspend: bool, **changes: object) -> AttemptToApply:
         gang_started_at=facts.gang_started_at,
         active_since=facts.active_since,
         ended=latest.ended,
+        banked_gpu_seconds=banked,
+        banked_at=banked_at,
     )
     return replace(base, **changes)  # type: ignore[arg-type]
 
@@ -155,17 +172,17 @@ def _stop(facts: Facts, end: AttemptEnd, *, suspend: bool = True) -> AttemptToAp
 
 def _end(facts: Facts, reason: str, message: str, now: datetime) -> AttemptEnd:
     """The stamp of an attempt ending now (or the one it already carries)."""
-    spec, latest = facts.spec, facts.attempt
-    return latest.ended or AttemptEnd(reason, message, now, held_gpu_seconds(spec, latest, now))
+    latest = facts.attempt
+    return latest.ended or AttemptEnd(reason, message, now, current_gpu_seconds(facts))
 
 
 def _carried_forward(facts: Facts, kind: FailureKind, now: datetime) -> CarriedCounts:
-    spec, latest = facts.spec, facts.attempt
+    latest = facts.attempt
     carried = latest.carried
     return CarriedCounts(
         failures=carried.failures + (kind == FailureKind.CRASHED),
         preemptions=carried.preemptions + (kind == FailureKind.PREEMPTED),
-        gpu_seconds=round(carried.gpu_seconds + attempt_gpu_seconds(spec, latest, now), 1),
+        gpu_seconds=round(carried.gpu_seconds + current_gpu_seconds(facts), 1),
         start_time=facts.start_time,
         active_seconds=round(carried.active_seconds + attempt_active_seconds(facts, now), 1),
     )
@@ -507,6 +524,21 @@ def _placing(
     )
 
 
+def _provisional(facts: Facts) -> tuple[str, str]:
+    """What a fixed-size gang's stopped worker will likely be judged (the condition's reason
+    from the start, so the restart's Event names it): a disruption, a permanent code, a crash."""
+    failed = next((m for m in facts.members if m.phase == WorkerPhase.FAILED), None)
+    if failed is None:
+        return "WorkersStopped", ""
+    if failed.disrupted:
+        kind = FailureKind.PREEMPTED
+    elif failed.exit_code in facts.spec.restart_policy.permanent_exit_codes:
+        kind = FailureKind.PERMANENT
+    else:
+        kind = FailureKind.CRASHED
+    return kind.value, f" (worker {failed.index} exited with code {failed.exit_code})"
+
+
 def _not_running(facts: Facts, now: datetime) -> _Outcome:
     """The gang has run in this attempt but does not run now: an elastic job regrouping
     (members left, replacements not placed or not started yet), or workers that stopped and
@@ -526,10 +558,10 @@ def _not_running(facts: Facts, now: datetime) -> _Outcome:
         reason = "Rendezvous"
         message = f"{running} of minNodes {want} members running; the others are starting."
     else:
-        reason = "WorkersStopped"
+        reason, why = _provisional(facts)
         message = (
-            f"{running} of {want} workers of attempt {latest.attempt} running; waiting for "
-            "the Job controller's verdict."
+            f"{running} of {want} workers of attempt {latest.attempt} running{why}; waiting "
+            "for the Job controller's verdict."
         )
     return _Outcome(
         phase=TrainingJobPhase.RESTARTING,
@@ -661,7 +693,7 @@ def _counters(
     spec: TrainingJobSpec, facts: Facts | None, carried: CarriedCounts, now: datetime
 ) -> dict[str, object]:
     """Every counter of the status, from the observations alone."""
-    gpu = attempt_gpu_seconds(spec, facts.attempt, now) if facts else 0.0
+    gpu = current_gpu_seconds(facts) if facts else 0.0
     changes = member_losses(facts).total if facts and spec.elastic else 0
     nodes = gang_size(facts) if facts else (0 if spec.elastic else spec.max_nodes)
     return {
@@ -748,9 +780,16 @@ def _superseded_attempts(observed: ObservedTrainingJob) -> tuple[int, ...]:
     return tuple(a.attempt for a in observed.attempts if a.attempt < latest.attempt)
 
 
-def _facts(spec: TrainingJobSpec, observed: ObservedTrainingJob, now: datetime) -> Facts | None:
+def _facts(
+    spec: TrainingJobSpec,
+    previous: TrainingJobStatus,
+    observed: ObservedTrainingJob,
+    now: datetime,
+) -> Facts | None:
     latest: ObservedAttempt | None = observed.latest
-    return facts_of(spec, observed, latest, now) if latest is not None else None
+    if latest is None:
+        return None
+    return facts_of(spec, observed, latest, now, previous.gpu_seconds)
 
 
 def plan_trainingjob(
@@ -761,7 +800,7 @@ def plan_trainingjob(
     now: datetime,
 ) -> TrainingJobPlan:
     """Decide what the TrainingJob's children should be and what its status says."""
-    facts = _facts(spec, observed, now)
+    facts = _facts(spec, previous, observed, now)
     wants_nodes = facts.health.wants_nodes if facts else ()
     if _is_terminal(previous.phase) and previous.completion_time is not None:
         until_ttl = _seconds_until_ttl(spec, previous.completion_time, now)

@@ -2,10 +2,13 @@
 
 Pure derivations, each from observations only (pods, the attempt's Job and its stamps, and
 the Nodes of suspect workers when they were read), so that every status counter is
-recomputed at every reconcile and never carried over from the previous status:
+recomputed at every reconcile and never carried over from the previous status (one
+exception: GPU-seconds never go below what status showed, since a pod deleted before any
+reconcile saw it end takes its evidence with it):
 
-- which workers are *lost*: still Running (or stuck terminating) on a node that has not been
-  Ready for `restartPolicy.nodeLostTimeoutSeconds`, or that no longer exists;
+- which workers are *lost*: Running, placed, or stuck terminating on a node that has not
+  been Ready for `restartPolicy.nodeLostTimeoutSeconds`, or that no longer exists (Nodes are
+  read only for suspect workers);
 - when the gang first ran (every needed worker running at once) and when this attempt's
   share of the deadline clock started;
 - the members an elastic job lost in this attempt (membership changes);
@@ -45,28 +48,32 @@ class NodeHealth:
     recheck_after: float | None = None
 
 
-def _suspect(worker: ObservedWorker, now: datetime) -> bool:
+def _suspect(worker: ObservedWorker, bound: timedelta, now: datetime) -> bool:
     """A worker whose node may have gone silent: Running but marked not Ready (the node
-    lifecycle controller does that when the node stops reporting), or still there after its
-    deletion's grace period ended (its kubelet never confirmed)."""
+    lifecycle controller does that when the node stops reporting), placed but not started
+    for longer than the bound, or still there after its deletion's grace period ended (its
+    kubelet never confirmed)."""
     if not (worker.active and worker.scheduled):
         return False
-    overdue = worker.deleted_at is not None and now >= worker.deleted_at
-    return overdue or (worker.phase == WorkerPhase.RUNNING and not worker.ready)
+    if worker.deleted_at is not None and now >= worker.deleted_at:
+        return True
+    if worker.phase == WorkerPhase.PENDING:
+        return worker.created is not None and now >= worker.created + bound
+    return not worker.ready
 
 
 def node_health(
     spec: TrainingJobSpec, observed: ObservedTrainingJob, attempt: ObservedAttempt, now: datetime
 ) -> NodeHealth:
     """Which of the attempt's workers are lost; reads Nodes only for suspect workers."""
-    suspects = [w for w in attempt.workers if _suspect(w, now)]
+    bound = timedelta(seconds=spec.restart_policy.node_lost_timeout_seconds)
+    suspects = [w for w in attempt.workers if _suspect(w, bound, now)]
     if not suspects:
         return NodeHealth()
     nodes = observed.nodes or {}
     unread = sorted({str(w.node_name) for w in suspects if w.node_name not in nodes})
     if observed.nodes is None or unread:
         return NodeHealth(wants_nodes=tuple(unread))
-    bound = timedelta(seconds=spec.restart_policy.node_lost_timeout_seconds)
     lost: dict[ObservedWorker, str] = {}
     recheck: float | None = None
     for worker in suspects:
@@ -102,6 +109,10 @@ class Facts:
     gang_started_at: datetime | None
     #: Stamped, or starting now: when this attempt's share of the deadline clock began.
     active_since: datetime | None
+    now: datetime
+    #: GPU-seconds status already showed for this attempt: the one counter whose evidence can
+    #: vanish (a pod deleted before any reconcile saw it end), so it never goes back.
+    gpu_floor: float = 0.0
 
     @property
     def members(self) -> tuple[ObservedWorker, ...]:
@@ -147,10 +158,10 @@ def _gang_started_at(
     spec: TrainingJobSpec, attempt: ObservedAttempt, now: datetime
 ) -> datetime | None:
     """When the needed workers first all ran: stamped, or seen in these pods (a Running or
-    Succeeded worker has run; a Failed one may never have)."""
+    Succeeded worker has run, since its container started; a Failed one may never have)."""
     if attempt.gang_started_at is not None:
         return attempt.gang_started_at
-    starts = sorted(m.start_time or now for m in attempt.members if m.has_run)
+    starts = sorted(m.ran_at or m.start_time or now for m in attempt.members if m.has_run)
     return starts[needed(spec) - 1] if len(starts) >= needed(spec) else None
 
 
@@ -168,8 +179,13 @@ def _active_since(
 
 
 def facts_of(
-    spec: TrainingJobSpec, observed: ObservedTrainingJob, attempt: ObservedAttempt, now: datetime
+    spec: TrainingJobSpec,
+    observed: ObservedTrainingJob,
+    attempt: ObservedAttempt,
+    now: datetime,
+    shown_gpu_seconds: float = 0.0,
 ) -> Facts:
+    """The newest attempt read once; `shown_gpu_seconds` is what status says so far."""
     gang_started_at = _gang_started_at(spec, attempt, now)
     return Facts(
         spec=spec,
@@ -177,6 +193,8 @@ def facts_of(
         health=node_health(spec, observed, attempt, now),
         gang_started_at=gang_started_at,
         active_since=_active_since(attempt, gang_started_at, now),
+        now=now,
+        gpu_floor=max(round(shown_gpu_seconds - attempt.carried.gpu_seconds, 1), 0.0),
     )
 
 
@@ -206,11 +224,13 @@ def member_losses(facts: Facts, *indexes: int) -> Losses:
     """Members that left: pods of an index that failed before its newest (the Job controller
     stamps the count on the replacement), its newest if Failed, and lost ones. Disruptions
     and lost nodes are preemptions; anything else (a crash, a deleted pod) is a crash. Pods
-    that fail because the attempt was stopped are not members leaving."""
+    that fail because the attempt was stopped or suspended in place (their GPU time banked)
+    are not members leaving."""
     stopped = facts.attempt.suspended or facts.attempt.ended is not None
+    since_suspension = set(unbanked(facts.attempt))
     crashed = preempted = 0
     for member in facts.members:
-        if indexes and member.index not in indexes:
+        if (indexes and member.index not in indexes) or member not in since_suspension:
             continue
         crashed += member.index_failures
         preempted += member.index_disruptions
@@ -253,10 +273,20 @@ def _held_seconds(start: datetime, end: datetime | None, now: datetime) -> float
     return elapsed - elapsed % RUNNING_RECHECK_SECONDS
 
 
-def held_gpu_seconds(spec: TrainingJobSpec, attempt: ObservedAttempt, now: datetime) -> float:
-    """GPU time held by the attempt's pods as they are now: start to finish (or now) x GPUs."""
+def unbanked(attempt: ObservedAttempt) -> tuple[ObservedWorker, ...]:
+    """The attempt's pods whose GPU time is not banked yet (created after the last bank)."""
+    since = attempt.banked_at
+    return tuple(
+        w for w in attempt.workers if since is None or (w.created is not None and w.created > since)
+    )
+
+
+def held_gpu_seconds(
+    spec: TrainingJobSpec, workers: tuple[ObservedWorker, ...], now: datetime
+) -> float:
+    """GPU time held by these pods as they are now: start to finish (or now) x GPUs."""
     total = 0.0
-    for worker in attempt.workers:
+    for worker in workers:
         if worker.start_time is None:
             continue
         end = worker.finish_time or (None if worker.active else worker.start_time)
@@ -266,19 +296,29 @@ def held_gpu_seconds(spec: TrainingJobSpec, attempt: ObservedAttempt, now: datet
 
 def attempt_gpu_seconds(spec: TrainingJobSpec, attempt: ObservedAttempt, now: datetime) -> float:
     """GPU time of one attempt: what was stamped when it ended (its pods may be gone since),
-    else what its pods held so far."""
+    else what was banked when it was suspended in place plus what its later pods held."""
     if attempt.ended is not None:
         return attempt.ended.gpu_seconds
-    return held_gpu_seconds(spec, attempt, now)
+    return round(attempt.banked_gpu_seconds + held_gpu_seconds(spec, unbanked(attempt), now), 1)
+
+
+def current_gpu_seconds(facts: Facts) -> float:
+    """The newest attempt's GPU time: stamped at its end, else from its pods (never less
+    than status showed)."""
+    attempt = facts.attempt
+    if attempt.ended is not None:
+        return attempt.ended.gpu_seconds
+    return max(attempt_gpu_seconds(facts.spec, attempt, facts.now), facts.gpu_floor)
 
 
 def attempt_active_seconds(facts: Facts, now: datetime) -> float:
-    """Seconds this attempt counts towards activeDeadlineSeconds: from `active_since` to now,
-    or to the moment a suspension stopped it."""
+    """Seconds this attempt counts towards activeDeadlineSeconds: from `active_since` to its
+    end (or now). Between one attempt's end and the next attempt's start nothing counts, so
+    a suspension arriving meanwhile pauses the clock as well."""
     if facts.active_since is None:
         return 0.0
     ended = facts.attempt.ended
-    end = ended.at if ended is not None and ended.reason == FailureKind.SUSPENDED else now
+    end = ended.at if ended is not None else now
     return max((end - facts.active_since).total_seconds(), 0.0)
 
 
@@ -288,10 +328,7 @@ def active_seconds(facts: Facts, now: datetime) -> float:
 
 
 def clock_running(facts: Facts) -> bool:
-    ended = facts.attempt.ended
-    return facts.active_since is not None and not (
-        ended is not None and ended.reason == FailureKind.SUSPENDED
-    )
+    return facts.active_since is not None and facts.attempt.ended is None
 
 
 def gang_size(facts: Facts | None) -> int:

@@ -17,6 +17,8 @@ from typing import Any
 
 from plinth.api.wellknown import (
     ANNOTATION_ACTIVE_SINCE,
+    ANNOTATION_BANKED_AT,
+    ANNOTATION_BANKED_GPU_SECONDS,
     ANNOTATION_CARRIED_ACTIVE_SECONDS,
     ANNOTATION_CARRIED_FAILURES,
     ANNOTATION_CARRIED_GPU_SECONDS,
@@ -66,11 +68,27 @@ def _is_true(conditions: Mapping[str, Mapping[str, Any]], kind: str) -> bool:
     return conditions.get(kind, {}).get("status") == "True"
 
 
-def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+def _state(pod: Mapping[str, Any]) -> Mapping[str, Any]:
     for status in (pod.get("status") or {}).get("containerStatuses") or ():
         if status.get("name") == WORKER_CONTAINER:
-            return dict((status.get("state") or {}).get("terminated") or {})
+            return dict(status.get("state") or {})
     return {}
+
+
+def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+    return dict(_state(pod).get("terminated") or {})
+
+
+def _ran_at(pod: Mapping[str, Any], phase: WorkerPhase) -> datetime | None:
+    """When the worker container started, if it ran: running now, or exited 0."""
+    state = _state(pod)
+    if phase == WorkerPhase.RUNNING:
+        started = (state.get("running") or {}).get("startedAt")
+    elif phase == WorkerPhase.SUCCEEDED:
+        started = (state.get("terminated") or {}).get("startedAt")
+    else:
+        return None
+    return parse_time(started) or parse_time((pod.get("status") or {}).get("startTime"))
 
 
 def _unschedulable_message(conditions: Mapping[str, Mapping[str, Any]]) -> str | None:
@@ -93,14 +111,16 @@ def observe_worker(pod: Mapping[str, Any]) -> ObservedWorker:
     annotations = metadata.get("annotations") or {}
     conditions = _conditions(pod)
     terminated = _terminated(pod)
+    phase = WorkerPhase(status.get("phase") or "Pending")
     return ObservedWorker(
         index=int(annotations.get(ANNOTATION_COMPLETION_INDEX, 0)),
-        phase=WorkerPhase(status.get("phase") or "Pending"),
+        phase=phase,
         node_name=spec.get("nodeName") or None,
         unschedulable_message=_unschedulable_message(conditions),
         exit_code=terminated.get("exitCode"),
         start_time=parse_time(status.get("startTime")),
         finish_time=parse_time(terminated.get("finishedAt")),
+        ran_at=_ran_at(pod, phase),
         ready="Ready" not in conditions or _is_true(conditions, "Ready"),
         deleted_at=parse_time(metadata.get("deletionTimestamp")),
         created=parse_time(metadata.get("creationTimestamp")),
@@ -187,6 +207,8 @@ def observe_attempt(job: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -
         gang_started_at=parse_time(annotations.get(ANNOTATION_GANG_STARTED_AT)),
         active_since=parse_time(annotations.get(ANNOTATION_ACTIVE_SINCE)),
         ended=_ended(annotations),
+        banked_gpu_seconds=float(annotations.get(ANNOTATION_BANKED_GPU_SECONDS, 0.0)),
+        banked_at=parse_time(annotations.get(ANNOTATION_BANKED_AT)),
         started_at=parse_time((job.get("status") or {}).get("startTime")),
         workers=workers,
     )

@@ -49,8 +49,11 @@ class ObservedWorker:
     #: The scheduler's message while the pod cannot be placed (PodScheduled=False).
     unschedulable_message: str | None = None
     exit_code: int | None = None
+    #: The pod's status.startTime: when its kubelet accepted it (it holds its GPUs from then).
     start_time: datetime | None = None
     finish_time: datetime | None = None
+    #: When the worker container started running (None: it has not, as far as we know).
+    ran_at: datetime | None = None
     #: The pod's Ready condition (the node lifecycle controller sets it False when the
     #: pod's node stops reporting).
     ready: bool = True
@@ -145,6 +148,10 @@ class ObservedAttempt:
     active_since: datetime | None = None
     #: Stamped: how the attempt ended, once Plinth judged it.
     ended: AttemptEnd | None = None
+    #: Stamped when the attempt was suspended in place (its pods deleted, the attempt kept):
+    #: the GPU-seconds those pods held, and when; pods created later count on top.
+    banked_gpu_seconds: float = 0.0
+    banked_at: datetime | None = None
     #: The Job's status.startTime (when it was last resumed, for a Job created suspended).
     started_at: datetime | None = None
     workers: tuple[ObservedWorker, ...] = ()

@@ -579,9 +579,8 @@ class ModelDeploymentSpec(ApiModel):
                 ),
             ),
             Rule(
-                cel="!has(self.runtime.instanceGroups) || "
-                "!self.runtime.instanceGroups.exists(g, g.kind == 'gpu') || "
-                "self.resources.gpus > 0",
+                cel="!has(self.runtime.instanceGroups) || self.resources.gpus > 0 || "
+                "!self.runtime.instanceGroups.exists(g, g.kind == 'gpu')",
                 message="instanceGroups of kind gpu need resources.gpus > 0",
                 field_path=".runtime.instanceGroups",
                 holds=lambda s: (
