@@ -31,8 +31,11 @@ crds: setup
 test-unit: setup
 	$(BIN)/pytest tests/unit
 
+# Test modules run on TEST_WORKERS pytest-xdist workers, each with its own emulated cluster
+# (a module's tests stay on one worker, beside its module-scoped operator).
+TEST_WORKERS ?= 2
 test: lint binaries
-	$(BIN)/pytest -ra
+	$(BIN)/pytest -ra -n $(TEST_WORKERS) --dist loadfile
 
 demo: binaries
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo.sh

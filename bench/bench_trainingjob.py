@@ -117,18 +117,24 @@ def trainingjob(name: str, workers: int, gpus: int) -> dict[str, Any]:
 class RunningTracker:
     """Watches worker pods; records when each job first had all its workers Running."""
 
-    def __init__(self, api: client.ApiClient, workers: int) -> None:
-        self.api, self.workers = api, workers
+    def __init__(
+        self, api: client.ApiClient, workers: int, label: str = "plinth.dev/trainingjob"
+    ) -> None:
+        self.api, self.workers, self.label = api, workers, label
         self.running: dict[str, set[str]] = {}
         self.all_running_at: dict[str, float] = {}
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._watch, daemon=True)
 
     def _watch(self) -> None:
-        try:
-            self._follow()
-        except Exception:
-            return
+        # A watch can break under load (a dropped connection, an expired resourceVersion):
+        # list and watch again. A pod found Running on a relist counts from then (later than
+        # it was), so a broken watch can only make the figures worse, never lose a job.
+        while not self.stop.is_set():
+            try:
+                self._follow()
+            except Exception:
+                time.sleep(1)
 
     def _follow(self) -> None:
         core = client.CoreV1Api(self.api)
@@ -136,11 +142,11 @@ class RunningTracker:
         for event in stream.stream(
             core.list_namespaced_pod,
             NAMESPACE,
-            label_selector="plinth.dev/trainingjob",
+            label_selector=self.label,
             timeout_seconds=3600,
         ):
             pod = event["object"]
-            job = pod.metadata.labels["plinth.dev/trainingjob"]
+            job = pod.metadata.labels[self.label]
             if pod.status.phase == "Running":
                 self.running.setdefault(job, set()).add(pod.metadata.name)
             if len(self.running.get(job, ())) >= self.workers and job not in self.all_running_at:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,15 +110,23 @@ class OperatorProcess:
 
 
 def start_operator(
-    kubeconfig: Path, log: Path, *extra_args: str, port: int | None = None
+    kubeconfig: Path,
+    log: Path,
+    *extra_args: str,
+    port: int | None = None,
+    wait_path: str = "/readyz",
+    env: Mapping[str, str] | None = None,
 ) -> OperatorProcess:
-    """Start `python -m plinth run` against `kubeconfig` and wait until it is ready.
+    """Start `python -m plinth run` against `kubeconfig` and wait until `wait_path` answers
+    200 (/readyz: watching, as an active replica or a standby; /healthz: just serving).
+    `env` is added to the process's environment (e.g. the downward API's POD_NAME and
+    POD_NAMESPACE, as a replica in a pod has them).
 
     `port` (default: a free one) serves probes, metrics and the intake; an operator
     restarted on the same port is reached at the same metrics URL by running workers, as
     behind a Service in a cluster."""
     port = port or free_ports(1)[0]
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    env = {**os.environ, **(env or {}), "KUBECONFIG": str(kubeconfig)}
     with log.open("ab") as stream:
         process = subprocess.Popen(
             [
@@ -143,9 +152,9 @@ def start_operator(
     def is_ready() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"operator exited with {process.returncode}:\n{operator.log_text()}")
-        return http_get(operator.url("/readyz"))[0] == 200
+        return http_get(operator.url(wait_path))[0] == 200
 
-    wait_for(is_ready, what="operator /readyz", timeout=60)
+    wait_for(is_ready, what=f"operator {wait_path}", timeout=60)
     return operator
 
 

@@ -1,8 +1,14 @@
-"""Plinth's reference training entrypoint: a small DDP regression that honours the contract.
+"""Plinth's reference training entrypoint: a small DDP model that honours the contract.
 
-It trains a 2-layer MLP to fit a fixed function on synthetic data. Every batch is drawn
-from a generator seeded by (seed, step, rank), so a run interrupted and resumed from a
-checkpoint follows exactly the path of an uninterrupted one.
+It trains a 2-layer MLP on one of two tasks (`--task`):
+
+- `regression` (the default): fit a fixed function on synthetic data;
+- `digits`: classify the 8x8 handwritten digits that ship inside scikit-learn (1,797
+  images, no download), reporting `accuracy` on 360 held-out images (`held_out_digits`)
+  beside the training `loss`.
+
+Every batch is drawn from a generator seeded by (seed, step, rank), so a run interrupted
+and resumed from a checkpoint follows exactly the path of an uninterrupted one.
 
 Launch it either way Plinth supports:
 
@@ -16,13 +22,17 @@ The contract it honours: rank 0 resumes from the latest checkpoint under
 `$PLINTH_CHECKPOINT_URI` (a local folder or `file://` URI) and broadcasts it to the other
 ranks, so only rank 0 needs to reach the storage; rank 0 saves a checkpoint every
 `--checkpoint-every` steps and at the end, and reports `loss` (averaged over the ranks)
-through `$PLINTH_METRICS_URL`. Every option also reads a `TRAIN_<OPTION>` variable
-(`TRAIN_STEPS`, `TRAIN_LR`, ...); the command line wins. Output lines, from rank 0:
+through `$PLINTH_METRICS_URL`. At the end rank 0 exports the trained model as a Triton
+python-backend model, `$PLINTH_CHECKPOINT_URI/model/` (`model.py` and `weights.npz`, numpy
+only), which a ModelDeployment serves with `fromTrainingJob` or `fromSweep`. Every option
+also reads a `TRAIN_<OPTION>` variable (`TRAIN_STEPS`, `TRAIN_LR`, ...); the command line
+wins. Output lines, from rank 0:
 
     resumed from step 20          (or: starting from step 0)
-    step 30 loss 0.01234
+    step 30 loss 0.01234          (digits: step 30 loss 0.2345 accuracy 0.9417)
     saved checkpoint step-30.pt
-    final loss 0.0123
+    final loss 0.0123             (digits: then final accuracy 0.9611)
+    exported model to /ckpt/run/model
 
 Two faults exist for tests of restarts: `--fail-at-step N` makes the run exit with
 `--exit-code` right after step N (and its checkpoint, if one is due), and `--hang-at-step
@@ -39,6 +49,7 @@ import argparse
 import logging
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -49,6 +60,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -60,6 +72,11 @@ IN_FEATURES = 8
 EVAL_SAMPLES = 512
 TARGET_SEED = 1234
 EVAL_SEED = 4321
+#: The digits split: a fixed shuffle, the first HELD_OUT_DIGITS images never trained on.
+DIGITS_SPLIT_SEED = 2026
+HELD_OUT_DIGITS = 360
+DIGIT_PIXELS, DIGIT_CLASSES = 64, 10
+EXPORT_FOLDER = "model"
 
 
 @dataclass(frozen=True)
@@ -80,6 +97,7 @@ class Gang:
 class Options:
     """The command line, typed (see `parse_args` for what each option means)."""
 
+    task: str
     steps: int
     checkpoint_every: int
     keep_checkpoints: int
@@ -105,6 +123,12 @@ def parse_args(argv: Sequence[str] | None) -> Options:
             f"--{name}", type=kind, default=os.environ.get(variable, default), help=help_text
         )
 
+    parser.add_argument(
+        "--task",
+        choices=sorted(TASKS),
+        default=os.environ.get("TRAIN_TASK", "regression"),
+        help="what to learn: synthetic regression, or scikit-learn's handwritten digits",
+    )
     option("steps", int, "100", "optimizer steps to train in total")
     option("checkpoint-every", int, "20", "save a checkpoint every this many steps")
     option("keep-checkpoints", int, "3", "how many checkpoints to keep on disk")
@@ -161,23 +185,91 @@ def target_function(inputs: torch.Tensor) -> torch.Tensor:
 
 def make_batch(seed: int, step: int, rank: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The batch of `rank` at `step`: the same on every run, whatever was interrupted."""
-    mixed = ((seed * 1_000_003 + step) * 1_009 + rank + 1) % 2**63
-    generator = torch.Generator().manual_seed(mixed)
+    generator = batch_generator(seed, step, rank)
     inputs = torch.randn(size, IN_FEATURES, generator=generator)
     return inputs, target_function(inputs)
 
 
-def build_model(hidden: int, seed: int) -> nn.Module:
+def batch_generator(seed: int, step: int, rank: int) -> torch.Generator:
+    """The generator of `rank`'s batch at `step`: the same on every run."""
+    mixed = ((seed * 1_000_003 + step) * 1_009 + rank + 1) % 2**63
+    return torch.Generator().manual_seed(mixed)
+
+
+def build_model(in_features: int, hidden: int, out_features: int, seed: int) -> nn.Module:
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(IN_FEATURES, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+    return nn.Sequential(nn.Linear(in_features, hidden), nn.Tanh(), nn.Linear(hidden, out_features))
 
 
-def evaluate(model: nn.Module, device: torch.device) -> float:
-    """Mean squared error on a fixed held-out set, the same on every rank."""
-    inputs, targets = make_batch(EVAL_SEED, -1, -1, EVAL_SAMPLES)
-    with torch.no_grad():
-        prediction = model(inputs.to(device))
-    return float(nn.functional.mse_loss(prediction, targets.to(device)))
+class RegressionTask:
+    """Fit `target_function` on fresh synthetic samples; evaluated by mean squared error."""
+
+    in_features, out_features = IN_FEATURES, 1
+
+    def batch(self, seed: int, step: int, rank: int, size: int) -> tuple[torch.Tensor, ...]:
+        return make_batch(seed, step, rank, size)
+
+    def loss(self, output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return nn.functional.mse_loss(output, targets)
+
+    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        """Mean squared error on a fixed held-out set, the same on every rank."""
+        inputs, targets = make_batch(EVAL_SEED, -1, -1, EVAL_SAMPLES)
+        with torch.no_grad():
+            prediction = model(inputs.to(device))
+        return {"loss": float(nn.functional.mse_loss(prediction, targets.to(device)))}
+
+
+def digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """scikit-learn's digits as (train images, train labels, held-out images, labels):
+    pixels scaled to [0, 1], one fixed shuffle, the first HELD_OUT_DIGITS held out."""
+    # Imported here: only this task needs scikit-learn (the regression runs without it).
+    from sklearn.datasets import load_digits  # noqa: PLC0415
+
+    images, labels = load_digits(return_X_y=True)
+    order = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(len(labels))
+    images = (images[order] / 16.0).astype(np.float32)
+    labels = labels[order].astype(np.int64)
+    held = HELD_OUT_DIGITS
+    return images[held:], labels[held:], images[:held], labels[:held]
+
+
+def held_out_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The images (N x 64, float32 in [0, 1]) and labels no digits run ever trains on."""
+    _, _, images, labels = digits_split()
+    return images, labels
+
+
+class DigitsTask:
+    """Classify 8x8 handwritten digits; evaluated on the held-out images."""
+
+    in_features, out_features = DIGIT_PIXELS, DIGIT_CLASSES
+
+    def __init__(self) -> None:
+        train_x, train_y, held_x, held_y = digits_split()
+        self.train = (torch.from_numpy(train_x), torch.from_numpy(train_y))
+        self.held_out = (torch.from_numpy(held_x), torch.from_numpy(held_y))
+
+    def batch(self, seed: int, step: int, rank: int, size: int) -> tuple[torch.Tensor, ...]:
+        """`size` training images drawn at random (with replacement) for this step."""
+        images, labels = self.train
+        chosen = torch.randint(len(labels), (size,), generator=batch_generator(seed, step, rank))
+        return images[chosen], labels[chosen]
+
+    def loss(self, output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(output, targets)
+
+    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        """Cross-entropy and accuracy on the held-out images."""
+        images, labels = (t.to(device) for t in self.held_out)
+        with torch.no_grad():
+            logits = model(images)
+        accuracy = (logits.argmax(dim=1) == labels).float().mean()
+        return {"loss": float(self.loss(logits, labels)), "accuracy": float(accuracy)}
+
+
+TASKS = {"regression": RegressionTask, "digits": DigitsTask}
+Task = RegressionTask | DigitsTask
 
 
 def mean_over_gang(value: torch.Tensor, gang: Gang) -> float:
@@ -209,6 +301,61 @@ def resume(state: dict[str, Any] | None, model: nn.Module, optimizer: torch.opti
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     return int(state["step"])
+
+
+#: The exported model's Triton python backend: the MLP in numpy, softmax for a classifier.
+SERVED_MODEL = '''"""A model exported by Plinth's reference trainer, for Triton's python backend:
+the trained 2-layer MLP in numpy (weights.npz beside this file). INPUT is a batch of
+feature rows; OUTPUT is the prediction (class probabilities, for a classifier)."""
+
+from pathlib import Path
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        weights = np.load(Path(__file__).with_name("weights.npz"))
+        self.layers = [weights[name] for name in ("w1", "b1", "w2", "b2")]
+        self.classifier = bool(weights["classifier"])
+
+    def predict(self, rows):
+        w1, b1, w2, b2 = self.layers
+        out = np.tanh(rows @ w1.T + b1) @ w2.T + b2
+        if self.classifier:
+            out = np.exp(out - out.max(axis=-1, keepdims=True))
+            out /= out.sum(axis=-1, keepdims=True)
+        return out.astype(np.float32)
+
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            rows = pb_utils.get_input_tensor_by_name(request, "INPUT").as_numpy()
+            output = pb_utils.Tensor("OUTPUT", self.predict(rows.astype(np.float32)))
+            responses.append(pb_utils.InferenceResponse(output_tensors=[output]))
+        return responses
+'''
+
+
+def export_model(model: nn.Module, classifier: bool, folder: Path) -> Path:
+    """Write the model as a Triton python-backend model folder (replacing an older one)."""
+    first, _, last = model
+    weights = {
+        "w1": first.weight,
+        "b1": first.bias,
+        "w2": last.weight,
+        "b2": last.bias,
+    }
+    arrays = {name: tensor.detach().cpu().numpy() for name, tensor in weights.items()}
+    staging = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    np.savez(staging / "weights.npz", classifier=np.array(classifier), **arrays)
+    (staging / "model.py").write_text(SERVED_MODEL)
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    return folder
 
 
 def checkpoint_uri(env: PlinthEnvironment, path: Path) -> str:
@@ -270,7 +417,9 @@ class TrainingRun:
         self.store = CheckpointStore.from_environment(env, keep_last=args.keep_checkpoints)
         self.reporter = MetricsReporter.from_environment(env)
         self.faults = FaultInjection(args, self.store)
-        self.model = build_model(args.hidden, args.seed).to(gang.device)
+        self.task: Task = TASKS[args.task]()
+        shape = (self.task.in_features, args.hidden, self.task.out_features)
+        self.model = build_model(*shape, args.seed).to(gang.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=args.lr)
 
     def run(self) -> int:
@@ -279,7 +428,7 @@ class TrainingRun:
             say(self.gang, f"checkpoint URI {self.env.checkpoint_uri} is not local: not saving")
         start = resume(read_checkpoint(self.store, self.gang), self.model, self.optimizer)
         say(self.gang, f"resumed from step {start}" if start else "starting from step 0")
-        say(self.gang, f"initial loss {evaluate(self.model, self.gang.device):.6g}")
+        say(self.gang, f"initial loss {self.evaluate()['loss']:.6g}")
         trained = DistributedDataParallel(self.model) if self.gang.distributed else self.model
         for step in range(start + 1, self.args.steps + 1):
             loss = self.train_step(trained, step)
@@ -290,14 +439,28 @@ class TrainingRun:
             exit_code = self.faults.exit_code_after(step, self.gang)
             if exit_code is not None:
                 return exit_code
-        say(self.gang, f"final loss {evaluate(self.model, self.gang.device):.6g}")
+        final = self.evaluate()
+        say(self.gang, "\n".join(f"final {name} {value:.6g}" for name, value in final.items()))
+        self.export_if_local()
         return 0
+
+    def evaluate(self) -> dict[str, float]:
+        return self.task.evaluate(self.model, self.gang.device)
+
+    def export_if_local(self) -> None:
+        """Rank 0 exports the servable model under the checkpoint folder."""
+        if self.store is None or not self.gang.is_primary:
+            return
+        classifier = isinstance(self.task, DigitsTask)
+        folder = export_model(self.model, classifier, self.store.directory / EXPORT_FOLDER)
+        say(self.gang, f"exported model to {folder}")
 
     def train_step(self, trained: nn.Module, step: int) -> torch.Tensor:
         device = self.gang.device
-        inputs, targets = make_batch(self.args.seed, step, self.gang.rank, self.args.batch_size)
+        args, rank = self.args, self.gang.rank
+        inputs, targets = self.task.batch(args.seed, step, rank, args.batch_size)
         self.optimizer.zero_grad(set_to_none=True)
-        loss = nn.functional.mse_loss(trained(inputs.to(device)), targets.to(device))
+        loss = self.task.loss(trained(inputs.to(device)), targets.to(device))
         torch.autograd.backward(loss)
         self.optimizer.step()
         return loss.detach()
@@ -315,13 +478,16 @@ class TrainingRun:
         return path
 
     def report_if_due(self, step: int, loss: torch.Tensor, saved: Path | None) -> None:
-        """Average the loss over the ranks (all take part) and report it from rank 0."""
+        """Average the loss over the ranks (all take part) and report it from rank 0, with
+        the held-out accuracy of a classifier."""
         if step % self.args.report_every != 0 and not self.checkpoint_due(step):
             return
-        mean_loss = mean_over_gang(loss, self.gang)
-        say(self.gang, f"step {step} loss {mean_loss:.6g}")
+        metrics = {"loss": mean_over_gang(loss, self.gang)}
+        if isinstance(self.task, DigitsTask) and self.gang.is_primary:
+            metrics["accuracy"] = self.evaluate()["accuracy"]
+        say(self.gang, f"step {step} " + " ".join(f"{k} {v:.6g}" for k, v in metrics.items()))
         uri = None if saved is None else checkpoint_uri(self.env, saved)
-        self.reporter.report(step, {"loss": mean_loss}, checkpoint=uri)
+        self.reporter.report(step, metrics, checkpoint=uri)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """The `plinth` command: run the operator, render and generate CRDs, manage the local cluster.
 
 The operator's commands (`run`, `crds`, `render`, `convert`, `sweep plot`) live here. The emulated
-cluster's commands (`up`, `down`, `status`, `build`) belong to the separate dev package
+cluster's commands (`up`, `down`, `status`, `spawn`, `build`) belong to the separate dev package
 `plinth_devcluster`, loaded only when one of them is asked for: the operator never imports
 it, and the operator image does not hold it.
 """
@@ -24,6 +24,7 @@ DEV_COMMANDS = {
     "up": "start the emulated cluster with fake GPU nodes (builds its binaries on first use)",
     "down": "stop every process of the emulated cluster",
     "status": "show the emulated cluster's processes (exit code 0 only if it runs)",
+    "spawn": "run a program in the background beside the cluster; `plinth down` stops it too",
     "build": "build and cache the emulated cluster's binaries",
 }
 
@@ -42,6 +43,8 @@ def _run_operator(args: argparse.Namespace) -> int:
         namespaces=tuple(args.namespace),
         probe_port=args.probe_port,
         peering=args.peering,
+        peering_lifetime=args.peering_lifetime,
+        peering_priority=args.peering_priority,
         verbose=args.verbose,
         metrics_base_url=args.metrics_base_url,
         intake_key_file=args.intake_key_file,
@@ -182,6 +185,19 @@ def _add_operator_commands(subparsers: SubParsers) -> None:
         "--peering",
         default=None,
         help="Kopf peering name for a single active replica (in-cluster); default: standalone",
+    )
+    run.add_argument(
+        "--peering-lifetime",
+        type=int,
+        default=10,
+        help="seconds a replica's peering heartbeat is valid: the longest a dead active "
+        "replica holds the others back (default: 10)",
+    )
+    run.add_argument(
+        "--peering-priority",
+        type=int,
+        default=None,
+        help="this replica's peering priority; default: the earliest started replica is active",
     )
     run.add_argument(
         "--metrics-base-url",

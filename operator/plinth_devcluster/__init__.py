@@ -5,7 +5,9 @@ the operator image does not hold it): `up()` starts etcd, kube-apiserver,
 kube-controller-manager, kube-scheduler and kwok with fake `nvidia.com/gpu` nodes, and returns
 a `ClusterInfo` with a kubeconfig; `down()` stops it all. Binaries are built once from their
 pinned Go modules (`versions.py`) into the user's cache folder. `cli` holds the `plinth up`,
-`down`, `status` and `build` commands; `podrunner` runs chosen pods as local processes.
+`down`, `status` and `build` commands; `podrunner` runs chosen pods as local processes;
+`kueue` adds real Kueue (`up(..., addons=("kueue",))`, `plinth up --with kueue`);
+`kubeflow` the Kubeflow training operator (`addons=("kubeflow",)`, `plinth up --with kubeflow`).
 """
 
 from plinth_devcluster.binaries import (

@@ -1,9 +1,10 @@
 """The cache of built binaries: where each pinned binary lives, and building the missing ones.
 
-Binaries live in `<cache>/bin/<name>-<version>/<name>`, where `<cache>` is `$PLINTH_CACHE_DIR`,
-else `$XDG_CACHE_HOME/plinth`, else `~/.cache/plinth`. They are keyed by version, so only the
-first start builds. A build writes into a staging folder and renames it into place, so an
-interrupted build never leaves a half binary; a file lock keeps two builds from racing.
+Binaries live in `<cache>/bin/<name>-<version>[-r<build revision>]/<name>`, where `<cache>` is
+`$PLINTH_CACHE_DIR`, else `$XDG_CACHE_HOME/plinth`, else `~/.cache/plinth`. They are keyed by
+version and by how they are built, so only the first start builds. A build writes into a
+staging folder and renames it into place, so an interrupted build never leaves a half binary;
+a file lock keeps two builds from racing.
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from plinth_devcluster.gobuild import RECIPES, GoRun, Progress, find_go, format_duration
-from plinth_devcluster.versions import BINARY_NAMES, SOURCES, GoSource, source_of
+from plinth_devcluster.versions import (
+    ADDON_SOURCES,
+    BINARY_NAMES,
+    SOURCES,
+    GoSource,
+    source_of,
+)
 
 
 class BinaryMissingError(LookupError):
@@ -72,8 +79,8 @@ def cache_root() -> Path:
 
 def binary_path(name: str) -> Path:
     """Where the pinned version of binary `name` lives in the cache."""
-    version = source_of(name).version
-    return cache_root() / "bin" / f"{name}-{version}" / name
+    key = source_of(name).cache_key
+    return cache_root() / "bin" / f"{name}-{key}" / name
 
 
 def find_binary(name: str, *, build: bool = True, progress: Progress = say) -> Path:
@@ -99,7 +106,7 @@ def build_missing(names: Collection[str], progress: Progress) -> None:
     """Build the named binaries, grouped by source, holding the cache's build lock."""
     with build_lock():
         remove_abandoned_staging()
-        for source in SOURCES:
+        for source in (*SOURCES, *ADDON_SOURCES):
             wanted = [n for n in source.binaries if n in names and not binary_path(n).exists()]
             if wanted:
                 build_source(source, wanted, progress)

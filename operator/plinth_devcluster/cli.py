@@ -1,10 +1,11 @@
-"""The `plinth up`, `down`, `status` and `build` commands: the emulated cluster's CLI.
+"""The `plinth up`, `down`, `status`, `spawn` and `build` commands: the emulated cluster's CLI.
 
 `plinth.cli` loads this module only when one of these commands is asked for, so the
 operator's own commands never import the emulated cluster. `register(subparsers)` adds them
 to its argparse tree; each sets `func`, which takes the parsed Namespace and returns the exit
 code. Progress goes to stderr; `up` prints the `export KUBECONFIG=...` line on stdout, so
-`eval "$(plinth up)"` works.
+`eval "$(plinth up)"` works. `spawn` starts a program beside the cluster (the operator,
+the pod runner) that `down` stops with it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from plinth_devcluster.binaries import BinaryMissingError, ensure_binaries, find_binary, say
 from plinth_devcluster.cluster import (
+    ADDONS,
     ClusterAlreadyRunningError,
     ClusterInfo,
     ClusterStatus,
@@ -24,11 +26,13 @@ from plinth_devcluster.cluster import (
     status,
     up,
 )
+from plinth_devcluster.companions import start_companion
 from plinth_devcluster.gobuild import BuildError, format_duration
+from plinth_devcluster.kubeflow import DEFAULT_THREADS as DEFAULT_KUBEFLOW_THREADS
 from plinth_devcluster.nodes import DEFAULT_GPU_PRODUCT
 from plinth_devcluster.processes import StillRunningError
 from plinth_devcluster.state import DEFAULT_NAME
-from plinth_devcluster.versions import BINARY_NAMES, SOURCES
+from plinth_devcluster.versions import ADDON_BINARY_NAMES, BINARY_NAMES, SOURCES
 from plinth_devcluster.waiting import WaitTimeoutError
 
 EXPECTED_ERRORS = (
@@ -46,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_up(subparsers)
     add_down(subparsers)
     add_status(subparsers)
+    add_spawn(subparsers)
     add_build(subparsers)
 
 
@@ -83,6 +88,21 @@ def add_up(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--gpu-taint", action="store_true", help="taint GPU nodes nvidia.com/gpu=present:NoSchedule"
     )
     parser.add_argument(
+        "--with",
+        dest="addons",
+        action="append",
+        default=[],
+        choices=ADDONS,
+        metavar="ADDON",
+        help=f"also install and start (repeatable; built on first use): {', '.join(ADDONS)}",
+    )
+    parser.add_argument(
+        "--kubeflow-threads",
+        type=int,
+        default=DEFAULT_KUBEFLOW_THREADS,
+        help="--controller-threads of the Kubeflow training operator (default: %(default)s)",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=120.0, help="seconds to wait for each start-up step"
     )
     parser.set_defaults(func=run_up)
@@ -102,6 +122,17 @@ def add_status(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.set_defaults(func=run_status)
 
 
+def add_spawn(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "spawn",
+        help="run a program in the background beside the cluster; `plinth down` stops it too",
+    )
+    add_location_flags(parser)
+    parser.add_argument("program", help="a name for it (its log: <state>/logs/<program>.log)")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="the command line, after --")
+    parser.set_defaults(func=run_spawn)
+
+
 def add_build(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pinned = ", ".join(f"{s.name} {s.version}" for s in SOURCES)
     parser = subparsers.add_parser(
@@ -110,9 +141,10 @@ def add_build(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.add_argument(
         "--only",
         action="append",
-        choices=BINARY_NAMES,
+        choices=(*BINARY_NAMES, *ADDON_BINARY_NAMES),
         metavar="BINARY",
-        help=f"build only this binary (repeatable): {', '.join(BINARY_NAMES)}",
+        help="build only this binary (repeatable): "
+        f"{', '.join((*BINARY_NAMES, *ADDON_BINARY_NAMES))}",
     )
     parser.set_defaults(func=run_build)
 
@@ -131,6 +163,8 @@ def run_up(args: argparse.Namespace) -> int:
             gpus_per_node=args.gpus_per_node,
             gpu_product=args.gpu_product,
             gpu_taint=args.gpu_taint,
+            addons=tuple(args.addons),
+            kubeflow_threads=args.kubeflow_threads,
             timeout=args.timeout,
         )
     except ClusterAlreadyRunningError as running:
@@ -177,6 +211,20 @@ def run_status(args: argparse.Namespace) -> int:
     found = status(args.name, state_dir=args.state_dir)
     print("\n".join(describe(found)))
     return 0 if found.running else 1
+
+
+def run_spawn(args: argparse.Namespace) -> int:
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        say("error: no command given (plinth spawn NAME -- COMMAND...)")
+        return 2
+    try:
+        started = start_companion(args.program, command, name=args.name, state_dir=args.state_dir)
+    except EXPECTED_ERRORS as error:
+        say(f"error: {error}")
+        return 1
+    say(f"{args.program}: pid {started.pid}, log {started.log}")
+    return 0
 
 
 def run_build(args: argparse.Namespace) -> int:

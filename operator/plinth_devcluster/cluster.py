@@ -19,7 +19,7 @@ from pathlib import Path
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from plinth_devcluster import components
+from plinth_devcluster import components, kubeflow, kueue
 from plinth_devcluster.binaries import Binaries, ensure_binaries, say
 from plinth_devcluster.components import ComponentFiles, Program
 from plinth_devcluster.gobuild import Progress, format_duration, tail
@@ -49,10 +49,12 @@ from plinth_devcluster.state import (
 from plinth_devcluster.waiting import no_watchdog, wait_for
 
 PROGRAMS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+#: Optional programs `up(addons=...)` starts after the rest (see `kueue.py`, `kubeflow.py`).
+ADDONS = (kueue.NAME, kubeflow.NAME)
 # Clients first, then the API server, then etcd: each exits at once while what it talks to
 # still runs (an API server whose etcd is gone takes 20 s and more to give up).
 SHUTDOWN_ORDER = (
-    ("kwok", "kube-scheduler", "kube-controller-manager"),
+    (kueue.NAME, kubeflow.NAME, "kwok", "kube-scheduler", "kube-controller-manager"),
     ("kube-apiserver",),
     ("etcd",),
 )
@@ -133,6 +135,8 @@ class Plan:
     token: str
     timeout: float
     progress: Progress
+    #: Whether the control plane serves Kubernetes' gang scheduling (Workload/PodGroup API).
+    native_gang: bool = True
 
 
 class Startup:
@@ -172,11 +176,15 @@ class Startup:
         api_ca = verifying_context(files.pki.ca.cert)
         self.start(components.etcd(binaries, layout, ports))
         self.ready("etcd", lambda: http_ok(f"{loopback_url('http', ports.etcd_client)}/health"))
-        self.start(components.kube_apiserver(binaries, layout, ports, files))
+        gang = plan.native_gang
+        self.start(components.kube_apiserver(binaries, layout, ports, files, native_gang=gang))
         readyz = f"{plan.cluster.api_url}/readyz"
         self.ready("kube-apiserver", lambda: http_ok(readyz, context=api_ca, token=plan.token))
-        self.start(components.kube_controller_manager(binaries, layout, ports, files))
-        self.start(components.kube_scheduler(binaries, layout, ports, files))
+        manager = components.kube_controller_manager(
+            binaries, layout, ports, files, native_gang=gang
+        )
+        self.start(manager)
+        self.start(components.kube_scheduler(binaries, layout, ports, files, native_gang=gang))
         self.start(components.kwok(binaries, layout, files))
         self.ready("kube-controller-manager", lambda: healthz(ports.controller_manager))
         self.ready("kube-scheduler", lambda: healthz(ports.scheduler))
@@ -196,7 +204,10 @@ class Startup:
 
 
 def stop_programs(processes: Sequence[ProcessRecord]) -> None:
-    """Stop the cluster's programs in SHUTDOWN_ORDER; raise if any survives."""
+    """Stop the programs started beside the cluster (`companions`: the operator, the pod
+    runner), then the cluster's in SHUTDOWN_ORDER; raise if any survives."""
+    staged = {name for stage in SHUTDOWN_ORDER for name in stage}
+    stop_all([p for p in processes if p.name not in staged])
     for stage in SHUTDOWN_ORDER:
         stop_all([p for p in processes if p.name in stage])
     wait_reaped(processes)
@@ -219,10 +230,21 @@ def up(
     gpus_per_node: int = 8,
     gpu_product: str = DEFAULT_GPU_PRODUCT,
     gpu_taint: bool = False,
+    native_gang: bool = True,
+    addons: Sequence[str] = (),
+    kubeflow_threads: int = kubeflow.DEFAULT_THREADS,
     timeout: float = 120.0,
     progress: Progress = say,
 ) -> ClusterInfo:
     """Start the cluster `name` (state in `state_dir`) and wait until it is ready to use.
+
+    `native_gang` serves Kubernetes' own gang scheduling (the scheduling.k8s.io/v1beta1
+    Workload and PodGroup API, feature gate GenericWorkload); False gives a control plane
+    without it, as most clusters have.
+
+    `addons` names optional programs to start too: `("kueue",)` installs and starts real
+    Kueue (see `kueue.py`); `("kubeflow",)` the Kubeflow training operator, with
+    `kubeflow_threads` reconcile workers (see `kubeflow.py`).
 
     Raises ClusterAlreadyRunningError if it runs already. On any failure, every program
     started is stopped again and the logs stay in `<state_dir>/logs`.
@@ -230,6 +252,8 @@ def up(
     layout = Layout.of(name, state_dir)
     pool = GpuNodePool(nodes, gpus_per_node, gpu_product, taint=gpu_taint)
     binaries = ensure_binaries(progress=progress)
+    kueue_binary = kueue.binary(progress) if kueue.NAME in check_addons(addons) else None
+    kubeflow_binary = kubeflow.binary(progress) if kubeflow.NAME in addons else None
     stop_leftovers_or_refuse(layout, binaries, progress)
     began = time.monotonic()
     layout.reset()
@@ -243,15 +267,34 @@ def up(
     )
     token = secrets.token_urlsafe(32)
     files = write_component_files(layout, cluster, token)
-    startup = Startup(Plan(layout, cluster, ports, files, token, timeout, progress))
+    plan = Plan(layout, cluster, ports, files, token, timeout, progress, native_gang)
+    startup = Startup(plan)
     try:
         startup.start_control_plane()
         startup.populate(pool)
+        if kueue_binary is not None:
+            kueue.start(startup, layout, kueue_binary, binaries.kubectl, cluster.kubeconfig)
+        if kubeflow_binary is not None:
+            kubeflow.start(
+                startup,
+                layout,
+                kubeflow_binary,
+                binaries.kubectl,
+                cluster.kubeconfig,
+                threads=kubeflow_threads,
+            )
     except BaseException:
         startup.stop()
         raise
     progress(f"cluster {name!r} ready in {format_duration(time.monotonic() - began)}")
     return cluster
+
+
+def check_addons(addons: Sequence[str]) -> Sequence[str]:
+    """`addons`, if each is known; ValueError names the known ones otherwise."""
+    if unknown := set(addons) - set(ADDONS):
+        raise ValueError(f"unknown add-ons {sorted(unknown)}; known: {', '.join(ADDONS)}")
+    return addons
 
 
 def stop_leftovers_or_refuse(layout: Layout, binaries: Binaries, progress: Progress) -> None:
@@ -260,7 +303,7 @@ def stop_leftovers_or_refuse(layout: Layout, binaries: Binaries, progress: Progr
     if record is None:
         return
     alive = [p for p in record.processes if is_alive(p)]
-    if {p.name for p in alive} == set(PROGRAMS):
+    if {p.name for p in alive} >= set(PROGRAMS):
         raise ClusterAlreadyRunningError(cluster_info(layout, record, binaries))
     if alive:
         progress(f"stopping what an earlier run left: {', '.join(p.name for p in alive)}")

@@ -96,10 +96,19 @@ def etcd(binaries: Binaries, layout: Layout, ports: Ports) -> Program:
     )
 
 
+def workload_api_flags(native_gang: bool) -> tuple[str, ...]:
+    """Kubernetes' own gang scheduling (the Workload and PodGroup API of scheduling.k8s.io
+    v1beta1, beta and off by default in 1.37): the feature gate for every component, and the
+    API group served by the API server. Without it the cluster has no PodGroup API, as most
+    clusters of 2026 do not, and Plinth falls back to its own gang admission."""
+    return ("--feature-gates=GenericWorkload=true",) if native_gang else ()
+
+
 def kube_apiserver(
-    binaries: Binaries, layout: Layout, ports: Ports, files: ComponentFiles
+    binaries: Binaries, layout: Layout, ports: Ports, files: ComponentFiles, *, native_gang: bool
 ) -> Program:
     pki = files.pki
+    runtime_config = ("--runtime-config=scheduling.k8s.io/v1beta1=true",) if native_gang else ()
     return Program(
         name="kube-apiserver",
         argv=(
@@ -122,6 +131,8 @@ def kube_apiserver(
             *front_proxy_flags(pki),
             "--allow-privileged=true",
             "--profiling=false",
+            *workload_api_flags(native_gang),
+            *runtime_config,
         ),
     )
 
@@ -141,7 +152,7 @@ def front_proxy_flags(pki: ClusterPki) -> tuple[str, ...]:
 
 
 def kube_controller_manager(
-    binaries: Binaries, layout: Layout, ports: Ports, files: ComponentFiles
+    binaries: Binaries, layout: Layout, ports: Ports, files: ComponentFiles, *, native_gang: bool
 ) -> Program:
     kubeconfig = files.controller_manager_kubeconfig
     return Program(
@@ -165,12 +176,13 @@ def kube_controller_manager(
             "--kube-api-qps=100",
             "--kube-api-burst=200",
             "--profiling=false",
+            *workload_api_flags(native_gang),
         ),
     )
 
 
 def kube_scheduler(
-    binaries: Binaries, layout: Layout, ports: Ports, files: ComponentFiles
+    binaries: Binaries, layout: Layout, ports: Ports, files: ComponentFiles, *, native_gang: bool
 ) -> Program:
     kubeconfig = files.scheduler_kubeconfig
     return Program(
@@ -185,6 +197,7 @@ def kube_scheduler(
             f"--cert-dir={layout.pki / 'scheduler-generated'}",
             "--leader-elect=false",
             "--profiling=false",
+            *workload_api_flags(native_gang),
         ),
     )
 

@@ -18,7 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
-from plinth_devcluster.versions import ETCD, HELM, KUBERNETES, KWOK, GoSource
+from plinth_devcluster.versions import (
+    ETCD,
+    HELM,
+    KUBEFLOW_TRAINING,
+    KUBERNETES,
+    KUEUE,
+    KWOK,
+    GoSource,
+)
 
 Progress = Callable[[str], None]
 
@@ -201,11 +209,49 @@ class GoInstallRecipe:
         )
 
 
+def kubernetes_minor_of_client_go(run: GoRun, module: str, version: str) -> str:
+    """The Kubernetes minor version `module@version` is built against (from its client-go)."""
+    downloaded = json.loads(run.output("mod", "download", "-json", f"{module}@{version}"))
+    gomod = json.loads(run.output("mod", "edit", "-json", downloaded["GoMod"]))
+    for requirement in gomod.get("Require") or []:
+        if requirement["Path"] == "k8s.io/client-go":
+            # client-go v0.X.Y belongs to Kubernetes 1.X.
+            return str(requirement["Version"]).removeprefix("v").split(".")[1]
+    raise BuildError(f"{module}@{version} does not require k8s.io/client-go")
+
+
+def helm_version_stamp(version: str, kubernetes_minor: str) -> tuple[str, ...]:
+    """The -X assignments of helm's own Makefile: its version and the Kubernetes version it
+    assumes when it renders without a cluster (otherwise v1.20, which charts with a
+    `kubeVersion` constraint refuse)."""
+    return (
+        f"helm.sh/helm/v3/internal/version.version={version}",
+        "helm.sh/helm/v3/internal/version.gitTreeState=clean",
+        *(
+            f"helm.sh/helm/v3/pkg/{package}.{name}={value}"
+            for package in ("lint/rules", "chartutil")
+            for name, value in (("k8sVersionMajor", "1"), ("k8sVersionMinor", kubernetes_minor))
+        ),
+    )
+
+
+class HelmRecipe:
+    """`go install` of helm with the -ldflags of helm's release build."""
+
+    def build(self, source: GoSource, binaries: Sequence[str], outdir: Path, run: GoRun) -> None:
+        minor = kubernetes_minor_of_client_go(run, source.module, source.version)
+        GoInstallRecipe(stamps=helm_version_stamp(source.version, minor)).build(
+            source, binaries, outdir, run
+        )
+
+
 RECIPES: dict[str, Recipe] = {
     KUBERNETES.name: KubernetesRecipe(),
     ETCD.name: ModuleRootRecipe(),
     KWOK.name: GoInstallRecipe(),
-    HELM.name: GoInstallRecipe(
-        stamps=(f"helm.sh/helm/v3/internal/version.version={HELM.version}",)
+    HELM.name: HelmRecipe(),
+    KUEUE.name: GoInstallRecipe(
+        stamps=(f"sigs.k8s.io/kueue/pkg/version.GitVersion={KUEUE.version}",)
     ),
+    KUBEFLOW_TRAINING.name: GoInstallRecipe(),
 }

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,14 +39,6 @@ from tests.support.serving_cluster import (
 from tests.support.triton import Load
 
 pytestmark = pytest.mark.timeout(420)
-
-
-@pytest.fixture
-def pod_runner(
-    cluster: ClusterInfo, namespace: str, tmp_path: Path
-) -> Iterator[podrunner.PodRunner]:
-    with podrunner.running(cluster.kubeconfig, tmp_path / "pods", namespace=namespace) as runner:
-        yield runner
 
 
 def local(namespace: str, name: str = "scale") -> ModelDeploymentFactory:

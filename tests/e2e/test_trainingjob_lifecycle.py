@@ -46,34 +46,6 @@ def test_a_two_node_gpu_job_runs_and_succeeds_with_owned_children(
     assert "AllWorkersSucceeded" in event_reasons(cluster, namespace, "llm")
 
 
-def test_a_gang_that_cannot_fit_is_released_and_says_why(
-    operator: OperatorProcess, cluster: ClusterInfo, namespace: str
-) -> None:
-    create_job(
-        cluster,
-        namespace,
-        "huge",
-        nodes=6,
-        scheduling={"scheduleTimeoutSeconds": 10},
-        podTemplate={"annotations": {"devcluster.plinth.dev/run-forever": "true"}},
-    )
-
-    def released() -> bool:
-        job = trainingjob(cluster, namespace, "huge")
-        scheduled = condition(job, "Scheduled") or {}
-        return scheduled.get("reason") == "GangTimeout"
-
-    wait_for(released, what="the gang released", timeout=60)
-    message = condition(trainingjob(cluster, namespace, "huge"), "Scheduled")["message"]  # type: ignore[index]
-    assert "needs 6 nodes x 8 nvidia.com/gpu; 4 fit" in message
-    wait_for(
-        lambda: not active_pods(cluster, namespace, "huge"),
-        what="no worker holding a GPU",
-        timeout=30,
-    )
-    assert phase(cluster, namespace, "huge") == "Pending"
-
-
 def test_suspend_stops_every_worker_and_resume_starts_them(
     operator: OperatorProcess, cluster: ClusterInfo, namespace: str
 ) -> None:

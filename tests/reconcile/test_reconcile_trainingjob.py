@@ -36,8 +36,19 @@ from tests.support.reconcile import (
 )
 
 TJ = "TrainingJob"
-#: A GPU model no node of the emulated cluster has: the workers are never placed.
-NOWHERE = "NVIDIA-B200-NOT-IN-THIS-CLUSTER"
+#: A PersistentVolumeClaim that exists but is never bound (no PersistentVolume, no storage
+#: class): Plinth admits the gang and creates it, and the scheduler never places a worker.
+UNBOUND_CLAIM = {
+    "apiVersion": "v1",
+    "kind": "PersistentVolumeClaim",
+    "metadata": {"name": "unbound"},
+    "spec": {
+        "accessModes": ["ReadWriteOnce"],
+        "storageClassName": "",
+        "resources": {"requests": {"storage": "1Gi"}},
+    },
+}
+UNBOUND_VOLUME = {"name": "data", "persistentVolumeClaim": {"claimName": "unbound"}}
 #: (apiVersion, kind) of each child, and its name for a TrainingJob `name`.
 CHILDREN = {
     ("v1", "Service"): "{name}",
@@ -47,7 +58,15 @@ CHILDREN = {
 
 
 def unplaceable(name: str) -> TrainingJobFactory:
-    return a_trainingjob().named(name).with_gpus(8, gpu_type=NOWHERE)
+    return a_trainingjob().named(name).with_pod_template(volumes=[UNBOUND_VOLUME])
+
+
+def create_unplaceable(rig: ReconcileRig, name: str) -> Manifest:
+    """A TrainingJob whose gang is admitted and created but never placed (its claim stays
+    unbound), in the rig's namespace with its claim."""
+    if not rig.objects("v1", "PersistentVolumeClaim"):
+        rig.create(UNBOUND_CLAIM)
+    return rig.create(unplaceable(name).body())
 
 
 def owned(rig: ReconcileRig, api_version: str, kind: str, name: str) -> list[Manifest]:
@@ -122,7 +141,7 @@ def contained(expected: Any, actual: Any, path: str = "") -> list[str]:
 
 
 def test_a_new_trainingjob_gets_owned_children_a_status_and_an_event(rig: ReconcileRig) -> None:
-    created = rig.create(unplaceable("llm").body())
+    created = create_unplaceable(rig, "llm")
 
     again = rig.reconcile(TJ, "llm")
 
@@ -163,7 +182,7 @@ def test_a_new_trainingjob_gets_owned_children_a_status_and_an_event(rig: Reconc
 
 
 def test_reconciling_again_rewrites_nothing_and_repeats_no_event(rig: ReconcileRig) -> None:
-    rig.create(unplaceable("llm").body())
+    create_unplaceable(rig, "llm")
     rig.reconcile(TJ, "llm")
     wait_for(lambda: gang_settled(rig, "llm", 2), what="the gang counted, unplaced", timeout=30)
     versions = resource_versions(rig, "llm")
@@ -183,7 +202,7 @@ def test_reconciling_again_rewrites_nothing_and_repeats_no_event(rig: ReconcileR
     assert child_names(rig, "llm") == expected_children("llm")
     job = rig.owner(TJ, "llm")
     assert condition(job, "Created")["reason"] == "AttemptCreated"
-    assert condition(job, "Scheduled")["reason"] == "Unschedulable"
+    assert condition(job, "Scheduled")["reason"] == "PersistentVolumeClaimUnbound"
     events = rig.events("llm")
     assert set(first_events) <= set(events)
     seen = Counter((e.type, e.reason, e.message) for e in events)
@@ -226,7 +245,7 @@ def test_what_plinth_render_shows_is_what_is_applied(rig: ReconcileRig) -> None:
 
 
 def test_an_invalid_spec_fails_naming_the_field_and_creates_nothing(rig: ReconcileRig) -> None:
-    rig.create(unplaceable("bad").body())
+    create_unplaceable(rig, "bad")
 
     def with_bad_spec() -> Snapshot:
         # What a looser schema (an old or hand-edited CRD) would let through.
@@ -256,7 +275,7 @@ def test_an_invalid_spec_fails_naming_the_field_and_creates_nothing(rig: Reconci
 
 
 def test_a_job_labelled_by_plinth_0_1_is_still_the_jobs_attempt(rig: ReconcileRig) -> None:
-    created = rig.create(unplaceable("old").body())
+    created = create_unplaceable(rig, "old")
     legacy = render_trainingjob(created)[2]  # attempt 0, as 0.1 named it
     legacy_labels = {LEGACY_LABEL_JOB_NAME: "old"}
     legacy["metadata"]["labels"] = legacy_labels
@@ -295,7 +314,7 @@ CRASH_POINTS = {
 
 @pytest.mark.parametrize("writes", CRASH_POINTS.values(), ids=CRASH_POINTS.keys())
 def test_a_reconcile_killed_midway_converges_on_restart(rig: ReconcileRig, writes: int) -> None:
-    rig.create(unplaceable("llm").body())
+    create_unplaceable(rig, "llm")
     with pytest.raises(OperatorKilledError):
         rig.reconcile(TJ, "llm", die_after=writes)
 

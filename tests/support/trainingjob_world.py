@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from plinth.api.v1alpha1 import TrainingJobSpec, TrainingJobStatus
+from plinth.api.wellknown import GPU_RESOURCE as GPU
+from plinth.api.wellknown import LABEL_TRAININGJOB
+from plinth.kube.quota import pod_quota_demand
+from plinth.status.capacity import ClusterCapacity
 from plinth.status.trainingjob import AttemptToApply, TrainingJobPlan, plan_trainingjob
+from plinth.status.trainingjob_facts import gang_demand
+from plinth.status.trainingjob_observe import with_reads
 from plinth.status.trainingjob_observed import (
     AttemptFailure,
     FailureKind,
@@ -162,13 +168,48 @@ class World:
         busy = {p.node for job in self.jobs.values() for p in job.pods if p.active and p.node}
         return [n for n in self.node_names if n not in busy and n not in self.silent]
 
+    def capacity(self) -> ClusterCapacity:
+        """The cluster as the API server would list it: every node not silent with 8 GPUs,
+        and the job's active pods on their nodes."""
+        gpus = str(self.spec.resources.gpus)
+        nodes = tuple(
+            {"metadata": {"name": n, "labels": {}}, "status": {"allocatable": {GPU: "8"}}}
+            for n in self.node_names
+            if n not in self.silent
+        )
+        pods = tuple(
+            {
+                "metadata": {
+                    "namespace": OWNER.namespace,
+                    "labels": {LABEL_TRAININGJOB: OWNER.name},
+                },
+                "spec": {
+                    "nodeName": pod.node,
+                    "containers": [{"resources": {"requests": {GPU: gpus}}}],
+                },
+            }
+            for job in self.jobs.values()
+            for pod in job.pods
+            if pod.active and pod.node
+        )
+        return ClusterCapacity(nodes=nodes, active_pods=pods)
+
     def observe(
         self, nodes: tuple[str, ...] | None = None, fit: bool = False
     ) -> ObservedTrainingJob:
-        return ObservedTrainingJob(
+        observed = ObservedTrainingJob(
             attempts=tuple(job.observed() for _, job in sorted(self.jobs.items())),
-            nodes_that_fit=len(self._free_nodes()) if fit else None,
             nodes=None if nodes is None else {n: self._node(n) for n in nodes},
+        )
+        if not fit:
+            return observed
+        return with_reads(
+            observed,
+            owner=OWNER,
+            demand=gang_demand(self.spec, pod_quota_demand(self.spec.resources)),
+            scheduler_gangs=False,
+            capacity=self.capacity(),
+            objects=None,
         )
 
     def plan(

@@ -37,7 +37,7 @@ from plinth.status.trainingjob import AttemptToApply
 from plinth.status.trainingjob_observe import attempt_of
 from plinth.status.trainingjob_observed import CarriedCounts
 from plinth_client import PlinthEnvironment
-from tests.support.factories import a_trainingjob
+from tests.support.factories import H100, a_trainingjob
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden" / "trainingjob"
@@ -63,9 +63,31 @@ def cpu_spec() -> Spec:
     ).spec_fields()
 
 
+def production_multi_node() -> Spec:
+    """The production shape examples/trainingjob-multi-node.yaml shows in its comments:
+    2 nodes x 8 H100, checkpoints on a shared volume."""
+    return {
+        "image": "ghcr.io/plinth-dev/plinth-trainer:0.1.0",
+        "args": ["--steps=5000", "--checkpoint-every=500"],
+        "env": [{"name": "NCCL_DEBUG", "value": "WARN"}],
+        "nodes": 2,
+        "procsPerNode": 8,
+        "resources": {"gpus": 8, "gpuType": H100, "cpu": 64, "memory": "512Gi"},
+        "checkpoint": {"uri": "/ckpt/mlp-multi"},
+        "restartPolicy": {"backoffLimit": 3, "permanentExitCodes": [2]},
+        "scheduling": {"gang": True, "scheduleTimeoutSeconds": 600},
+        "activeDeadlineSeconds": 172800,
+        "podTemplate": {
+            "volumes": [
+                {"name": "checkpoints", "persistentVolumeClaim": {"claimName": "team-checkpoints"}}
+            ],
+            "volumeMounts": [{"name": "checkpoints", "mountPath": "/ckpt"}],
+        },
+    }
+
+
 def gpu_spec() -> Spec:
-    example = yaml.safe_load((EXAMPLES_DIR / "trainingjob-multi-node.yaml").read_text())
-    spec: Spec = example["spec"]
+    spec = production_multi_node()
     spec["restartPolicy"]["permanentExitCodes"] = [3, 2]
     spec["queueName"] = "team-a-gpus"
     spec["priorityClassName"] = "training-high"

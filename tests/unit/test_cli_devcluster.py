@@ -41,7 +41,7 @@ def test_help_lists_the_dev_commands_without_loading_them() -> None:
     result = python(code + LOADED)
     assert result.returncode == 0, result.stderr
     usage, loaded = result.stdout.strip().rsplit("\n", 1)
-    assert "{run,crds,render,convert,sweep,up,down,status,build}" in usage
+    assert "{run,crds,render,convert,sweep,up,down,status,spawn,build}" in usage
     assert loaded == "[]"
 
 

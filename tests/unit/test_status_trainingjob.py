@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from plinth.api.v1alpha1 import TrainingJobSpec, TrainingJobStatus
+from plinth.status.gang_admission import ADMITTED, Admission, Verdict
 from plinth.status.trainingjob import TrainingJobPlan, plan_trainingjob
 from plinth.status.trainingjob_observed import (
     AttemptFailure,
@@ -37,15 +38,15 @@ def plan(
     previous: TrainingJobStatus | None = None,
     at: datetime = T0 + timedelta(seconds=10),
     nodes_that_fit: int | None = None,
+    admission: Admission | None = ADMITTED,
 ) -> TrainingJobPlan:
+    """The plan for `observed`, made as the runtime makes it when capacity was read: the
+    gang's admission is `admission` (default: the whole gang fits now)."""
     attempts = observed if isinstance(observed, tuple) else ((observed,) if observed else ())
-    return plan_trainingjob(
-        job or spec(),
-        IDENTITY,
-        previous or TrainingJobStatus(),
-        ObservedTrainingJob(attempts=attempts, nodes_that_fit=nodes_that_fit),
-        at,
+    seen = ObservedTrainingJob(
+        attempts=attempts, nodes_that_fit=nodes_that_fit, admission=admission
     )
+    return plan_trainingjob(job or spec(), IDENTITY, previous or TrainingJobStatus(), seen, at)
 
 
 def condition(result: TrainingJobPlan, kind: str) -> tuple[str, str, str]:
@@ -127,6 +128,94 @@ def test_gang_timeout_fails_the_job_when_asked() -> None:
     assert result.status.phase == "Failed"
     assert condition(result, "Failed")[1] == "Unschedulable"
     assert result.apply is not None and result.apply.suspend
+
+
+NEVER = Admission(Verdict.NEVER, "InsufficientCapacity", "needs 2 nodes x 8 nvidia.com/gpu")
+WAIT = Admission(Verdict.WAIT, "WaitingForCapacity", "needs 2 nodes; 1 node has them free")
+QUOTA = Admission(Verdict.NEVER, "QuotaExceeded", "ResourceQuota gpus allows 8; needs 16")
+
+
+def test_a_new_gang_asks_for_the_clusters_capacity_before_creating_anything() -> None:
+    first = plan(None, admission=None)
+    assert first.wants_capacity and first.apply is None
+
+
+def test_a_gang_that_cannot_fit_is_created_suspended_and_says_why() -> None:
+    for admission, recheck in ((NEVER, 30.0), (WAIT, 5.0)):
+        result = plan(None, admission=admission)
+        assert result.apply is not None and result.apply.suspend
+        assert result.status.phase == "Pending"
+        assert condition(result, "Scheduled") == ("False", admission.reason, admission.message)
+        assert result.check_again_after == recheck
+
+
+def test_a_held_gang_is_created_whole_once_it_fits() -> None:
+    held = an_attempt(0, suspended=True)
+    at = T0 + timedelta(seconds=40)
+    assert plan(held, at=at, admission=None).wants_capacity
+    still = plan(held, at=at, admission=WAIT)
+    assert still.apply is not None and still.apply.suspend
+    admitted = plan(held, at=at)
+    assert admitted.apply is not None and not admitted.apply.suspend
+    assert admitted.apply.gang_window_start == at  # the placement timeout counts from now
+    assert condition(admitted, "Scheduled")[1] == "Admitted"
+
+
+def test_a_gang_never_admitted_fails_after_the_timeout_when_asked() -> None:
+    job = spec(scheduling={"scheduleTimeoutSeconds": 30, "onTimeout": "fail"})
+    held = an_attempt(0, suspended=True)
+    waiting = plan(held, job=job, at=T0 + timedelta(seconds=20), admission=QUOTA)
+    assert waiting.status.phase == "Pending" and waiting.check_again_after == 10.0
+    failed = plan(held, job=job, at=T0 + timedelta(seconds=31), admission=QUOTA)
+    assert failed.status.phase == "Failed"
+    status, reason, message = condition(failed, "Failed")
+    assert (status, reason) == ("True", "QuotaExceeded")
+    assert message == f"Not admitted within 30s: {QUOTA.message}"
+
+
+def test_workers_the_job_controller_could_not_create_count_as_not_placed() -> None:
+    one = an_attempt(0, a_worker(0))
+    early = plan(one, at=T0 + timedelta(seconds=2))
+    assert condition(early, "Scheduled")[1] == "Scheduling" and not early.wants_capacity
+    late = plan(one, at=T0 + timedelta(seconds=10), admission=QUOTA)
+    assert late.wants_capacity
+    assert condition(late, "Scheduled")[1:] == ("QuotaExceeded", QUOTA.message)
+    released = plan(one, at=T0 + timedelta(seconds=301), admission=QUOTA)
+    assert released.apply is not None and released.apply.suspend
+    assert condition(released, "Scheduled")[1] == "GangTimeout"
+
+
+def test_a_worker_that_cannot_be_placed_for_a_missing_volume_says_so() -> None:
+    message = '0/4 nodes are available: persistentvolumeclaim "team-checkpoints" not found.'
+    stuck = a_worker(1, WorkerPhase.PENDING, unschedulable_message=message)
+    result = plan(an_attempt(0, a_worker(0), stuck), nodes_that_fit=4)
+    status, reason, text = condition(result, "Scheduled")
+    assert (status, reason) == ("False", "PersistentVolumeClaimNotFound")
+    assert text == f"worker 1 cannot be placed: {message}"
+    assert "nvidia.com/gpu" not in text
+
+
+def test_a_queued_gangs_timeout_counts_from_kueues_admission() -> None:
+    job = spec(queueName="team-a", scheduling={"scheduleTimeoutSeconds": 30, "onTimeout": "fail"})
+    stuck = a_worker(1, WorkerPhase.PENDING, unschedulable_message="Insufficient nvidia.com/gpu")
+    admitted_at = T0 + timedelta(seconds=100)
+    attempt = an_attempt(0, a_worker(0), stuck, started_at=admitted_at)
+    soon = plan(attempt, job=job, at=admitted_at + timedelta(seconds=5))
+    assert soon.status.phase == "Pending"
+    assert condition(soon, "Suspended")[:2] == ("False", "Admitted")
+    late = plan(attempt, job=job, at=admitted_at + timedelta(seconds=31))
+    assert late.status.phase == "Failed"
+
+
+def test_a_failed_queued_job_deletes_its_attempt_so_kueue_cannot_restart_it() -> None:
+    job = spec(queueName="team-a")
+    failed = plan(running(), job=job, at=T0 + timedelta(seconds=5))
+    previous = failed.status.model_copy(
+        update={"phase": "Failed", "completion_time": T0 + timedelta(seconds=5)}
+    )
+    after = plan(running(), job=job, previous=previous, at=T0 + timedelta(seconds=6))
+    assert after.delete_attempts == (0,) and after.apply is None
+    assert after.status.phase == "Failed"
 
 
 def test_all_workers_done_is_succeeded_then_deleted_after_ttl() -> None:

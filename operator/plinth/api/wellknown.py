@@ -97,6 +97,11 @@ GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 #: The label that submits a Job to a Kueue LocalQueue.
 LABEL_KUEUE_QUEUE_NAME = "kueue.x-k8s.io/queue-name"
 #: The annotation the Job controller sets on each pod of an Indexed Job: its index.
+#: Kubernetes' gang scheduling API (Workload and PodGroup; beta in 1.37, feature gate
+#: GenericWorkload): served only where the cluster enables it.
+POD_GROUP_API_VERSION = "scheduling.k8s.io/v1beta1"
+#: The label the Job controller puts on every pod of a Job: the Job's name.
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 ANNOTATION_COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 #: With backoffLimitPerIndex, the Job controller stamps each replacement pod with how many
 #: pods of its index failed before it: counted against the limit, and ignored by the

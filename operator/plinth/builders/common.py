@@ -103,10 +103,8 @@ def merged_env(user: Iterable[EnvVar], owned: list[Manifest]) -> list[Manifest]:
 def container_resources(resources: Resources) -> Manifest:
     """requests and limits of a container: GPUs requested and limited alike, CPU requested,
     memory requested and limited."""
-    requests = without_empty({"cpu": resources.cpu, "memory": resources.memory})
-    limits = without_empty({"memory": resources.memory})
-    if resources.gpus:
-        requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = str(resources.gpus)
+    requests = {**resources.container_requests()}
+    limits = {**resources.container_limits()}
     return without_empty({"requests": requests, "limits": limits})
 
 

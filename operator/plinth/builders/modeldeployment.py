@@ -28,8 +28,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from plinth.api.v1alpha1 import (
-    API_GROUP,
-    API_VERSION,
     MODEL_DEPLOYMENT,
     ModelDeploymentSpec,
     ModelDeploymentStatus,
@@ -55,6 +53,7 @@ from plinth.builders.common import (
     managed_labels,
     pod_spec_settings,
     pod_template_metadata,
+    rendered_owner,
     template_volume_mounts,
     without_empty,
 )
@@ -88,7 +87,6 @@ READINESS_PERIOD_SECONDS = 5
 LIVENESS_PERIOD_SECONDS = 10
 LIVENESS_FAILURES = 6
 TERMINATION_GRACE_SECONDS = 30
-PLACEHOLDER_UID = "00000000-0000-0000-0000-000000000000"
 #: The time `plinth render` plans at (nothing it shows depends on it).
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PORTS = (("http", TRITON_HTTP_PORT), ("grpc", TRITON_GRPC_PORT), ("metrics", TRITON_METRICS_PORT))
@@ -359,13 +357,7 @@ def render_modeldeployment(resource: Mapping[str, Any]) -> list[Manifest]:
     metadata = resource.get("metadata") or {}
     spec = parse_spec("ModelDeployment", resource.get("spec") or {})
     assert isinstance(spec, ModelDeploymentSpec)
-    owner = ObjectRef(
-        api_version=f"{API_GROUP}/{API_VERSION}",
-        kind=MODEL_DEPLOYMENT.kind,
-        namespace=str(metadata.get("namespace", "default")),
-        name=str(metadata.get("name", "<unnamed>")),
-        uid=str(metadata.get("uid", PLACEHOLDER_UID)),
-    )
+    owner = rendered_owner(MODEL_DEPLOYMENT.kind, metadata)
     meta = OwnerMeta(ref=owner, generation=1, created=_EPOCH)
     inputs = ModelDeploymentInputs(
         spec=spec,

@@ -64,6 +64,7 @@ from plinth.api.wellknown import (
     LABEL_ROLE,
     LABEL_TRAININGJOB,
     METRICS_TOKEN_KEY,
+    POD_GROUP_API_VERSION,
     ROLE_WORKER,
     WORKER_CONTAINER,
     Manifest,
@@ -89,6 +90,7 @@ from plinth.builders.common import (
 )
 from plinth.status.plan import ChildChanges
 from plinth.status.trainingjob import AttemptToApply, TrainingJobPlan, initial_attempt
+from plinth.status.trainingjob_facts import needed
 
 RENDEZVOUS_PORT = 29500
 RENDEZVOUS_PORT_NAME = "rendezvous"
@@ -117,6 +119,8 @@ class TrainingJobContext:
     token: str = field(repr=False)
     #: A sweep trial's parameter assignment (JSON), handed to the workers as PLINTH_PARAMS.
     trial_parameters: str | None = None
+    #: The cluster's scheduler places gangs as one (PodGroup API): each attempt gets one.
+    scheduler_gangs: bool = False
 
     @property
     def name(self) -> str:
@@ -148,10 +152,13 @@ class TrainingJobChildren:
     service: Manifest
     secret: Manifest
     job: Manifest
+    #: The attempt's PodGroup, where the scheduler gangs (None: Plinth admits the gang).
+    pod_group: Manifest | None = None
 
     def manifests(self) -> list[Manifest]:
-        """All children, in the order they are applied: Service, Secret, Job."""
-        return [self.service, self.secret, self.job]
+        """All children, in the order they are applied: Service, Secret, PodGroup, Job."""
+        group = [self.pod_group] if self.pod_group else []
+        return [self.service, self.secret, *group, self.job]
 
 
 # --------------------------------------------------------------------------------------
@@ -248,7 +255,30 @@ def build_trainingjob_children(
         service=build_service(spec, context),
         secret=build_secret(context),
         job=build_job(spec, context),
+        pod_group=build_pod_group(spec, context),
     )
+
+
+def uses_pod_group(spec: TrainingJobSpec, scheduler_gangs: bool) -> bool:
+    """Whether an attempt is placed by the scheduler as one PodGroup: a gang of more than
+    one worker, on a cluster whose scheduler gangs."""
+    return scheduler_gangs and spec.scheduling.gang and needed(spec) > 1
+
+
+def build_pod_group(spec: TrainingJobSpec, context: TrainingJobContext) -> Manifest | None:
+    """The attempt's PodGroup (scheduling.k8s.io/v1beta1, Kubernetes' gang scheduling): the
+    scheduler binds none of its pods unless the `minCount` workers that must run at once
+    (every node; minNodes of an elastic job) all fit. Named as the attempt's Job."""
+    if not uses_pod_group(spec, context.scheduler_gangs):
+        return None
+    name = job_name(context.name, context.number)
+    labels = trainingjob_labels(context.name) | {LABEL_ATTEMPT: str(context.number)}
+    return {
+        "apiVersion": POD_GROUP_API_VERSION,
+        "kind": "PodGroup",
+        "metadata": child_metadata(context.owner, name, labels),
+        "spec": {"schedulingPolicy": {"gang": {"minCount": needed(spec)}}},
+    }
 
 
 def _ports(spec: TrainingJobSpec) -> list[tuple[str, int]]:
@@ -373,6 +403,8 @@ def _pod_template(spec: TrainingJobSpec, context: TrainingJobContext) -> Manifes
         **pod_spec_settings(spec.resources, spec.pod_template),
         "containers": [_worker_container(spec, context)],
     }
+    if uses_pod_group(spec, context.scheduler_gangs):
+        pod_spec["schedulingGroup"] = {"podGroupName": job_name(context.name, context.number)}
     if _needs_shared_memory(spec):
         pod_spec["volumes"] = [*pod_spec.get("volumes", []), copy.deepcopy(SHARED_MEMORY_VOLUME)]
     return {
@@ -524,6 +556,14 @@ def attempt_ref(owner: ObjectRef, attempt: int) -> ObjectRef:
     return ObjectRef("batch/v1", "Job", owner.namespace, job_name(owner.name, attempt))
 
 
+def _attempt_refs(owner: ObjectRef, attempt: int, with_pod_group: bool) -> tuple[ObjectRef, ...]:
+    """What an attempt consists of: its Job, and its PodGroup where the scheduler gangs."""
+    job = attempt_ref(owner, attempt)
+    if not with_pod_group:
+        return (job,)
+    return (job, ObjectRef(POD_GROUP_API_VERSION, "PodGroup", owner.namespace, job.name))
+
+
 def attempt_changes(
     spec: TrainingJobSpec,
     decision: TrainingJobPlan,
@@ -533,10 +573,15 @@ def attempt_changes(
     metrics_base_url: str | None,
     token: str,
     trial_parameters: str | None = None,
+    scheduler_gangs: bool = False,
 ) -> ChildChanges:
-    """The writes that carry out the planner's decision: the Service, Secret and Job of the
-    attempt it wants (the Job patched if it exists), and the deletes of superseded attempts."""
-    deletes = tuple(attempt_ref(owner, attempt) for attempt in decision.delete_attempts)
+    """The writes that carry out the planner's decision: the Service, Secret, PodGroup and
+    Job of the attempt it wants (the Job patched if it exists), and the deletes of
+    superseded attempts."""
+    group = uses_pod_group(spec, scheduler_gangs)
+    deletes = tuple(
+        ref for attempt in decision.delete_attempts for ref in _attempt_refs(owner, attempt, group)
+    )
     if decision.apply is None:
         return ChildChanges(delete=deletes)
     context = TrainingJobContext(
@@ -545,13 +590,13 @@ def attempt_changes(
         metrics_base_url=metrics_base_url,
         token=token,
         trial_parameters=trial_parameters,
+        scheduler_gangs=scheduler_gangs,
     )
     children = build_trainingjob_children(spec, context)
     if decision.apply.attempt in existing_attempts:
         patch = attempt_patch(owner, spec, decision.apply)
-        return ChildChanges(
-            apply=(children.service, children.secret), patch=(patch,), delete=deletes
-        )
+        kept = [m for m in children.manifests() if m is not children.job]
+        return ChildChanges(apply=tuple(kept), patch=(patch,), delete=deletes)
     return ChildChanges(apply=tuple(children.manifests()), delete=deletes)
 
 

@@ -20,11 +20,13 @@ from plinth.api.v1alpha1 import (
 )
 from plinth.api.wellknown import ANNOTATION_TRIAL_PARAMETERS, ObjectRef, OwnerMeta
 from plinth.builders.trainingjob import attempt_changes
+from plinth.kube.quota import pod_quota_demand
 from plinth.runtime.adapter import ChildSource, PlanInputs
 from plinth.status.acceptance import acceptance_status
 from plinth.status.plan import Plan
 from plinth.status.reported import with_report
 from plinth.status.trainingjob import plan_trainingjob
+from plinth.status.trainingjob_facts import gang_demand
 from plinth.status.trainingjob_observe import observe_trainingjob, with_reads
 from plinth.status.trainingjob_observed import ObservedTrainingJob
 
@@ -34,6 +36,15 @@ Inputs = PlanInputs[TrainingJobSpec, TrainingJobStatus, ObservedTrainingJob]
 def node_ref(name: str) -> ObjectRef:
     """A Node, as a plan asks for it."""
     return ObjectRef("v1", "Node", "", name)
+
+
+def _needs_usage(inputs: Inputs) -> bool:
+    """Whether free GPUs must be counted: under Plinth's own admission, and to explain a
+    gang being placed that is stuck; with the scheduler's gangs a new gang is judged
+    against the cluster's shape only (whether it could ever fit, quotas, claims)."""
+    latest = inputs.observed.latest
+    placing = latest is not None and not latest.suspended
+    return not inputs.settings.scheduler_gangs or placing
 
 
 @dataclass(frozen=True)
@@ -57,8 +68,8 @@ class TrainingJobAdapter:
         observed = with_reads(
             inputs.observed,
             owner=owner,
-            gpus=spec.resources.gpus,
-            gpu_type=spec.resources.gpu_type,
+            demand=gang_demand(spec, pod_quota_demand(spec.resources)),
+            scheduler_gangs=inputs.settings.scheduler_gangs,
             capacity=inputs.capacity,
             objects=inputs.objects,
         )
@@ -71,6 +82,7 @@ class TrainingJobAdapter:
             metrics_base_url=inputs.settings.metrics_base_url,
             token=inputs.settings.issue_token(owner.ref),
             trial_parameters=owner.annotations.get(ANNOTATION_TRIAL_PARAMETERS),
+            scheduler_gangs=inputs.settings.scheduler_gangs,
         )
         reports = inputs.reports
         wants_nodes = () if inputs.objects is not None else decision.wants_nodes
@@ -80,6 +92,7 @@ class TrainingJobAdapter:
             delete_owner=decision.delete_trainingjob,
             check_again_after=decision.check_again_after,
             wants_capacity=decision.wants_capacity and inputs.capacity is None,
+            wants_capacity_usage=_needs_usage(inputs),
             wants_objects=tuple(node_ref(name) for name in wants_nodes),
         )
 

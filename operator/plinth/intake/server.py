@@ -50,12 +50,17 @@ class Intake:
     #: Folds the job's reports into its status now, returning once written (or given up):
     #: a report naming a checkpoint is a resume point, answered only once it is durable.
     persist: Callable[[str, str], Awaitable[bool]]
+    #: Whether this replica acts now (a standby paused by peering refuses reports with 503,
+    #: which the reporter retries, so none is recorded where no reconcile would use it).
+    active: Callable[[], bool] = lambda: True
 
     def routes(self) -> list[Route]:
         return [("POST", ROUTE, self.receive)]
 
     async def receive(self, request: web.Request) -> web.Response:
         """POST handler: authenticate, parse, record, schedule a status update."""
+        if not self.active():
+            return _problem(503, "this replica is a standby; send it again")
         key: JobKey = (request.match_info["namespace"], request.match_info["name"])
         job = await self.find_job(*key)
         if job is None:

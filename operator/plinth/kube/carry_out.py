@@ -8,10 +8,12 @@ writes and run again converges to the same objects.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from plinth.api.wellknown import ObjectRef
+from plinth.api.wellknown import LABEL_TRAININGJOB, ObjectRef
 from plinth.kube.client import Kube
+from plinth.kube.quota import quota_room
 from plinth.status.capacity import ClusterCapacity
 from plinth.status.plan import Plan
 
@@ -29,10 +31,24 @@ def carry_out(kube: Kube, owner: ObjectRef, plan: Plan[Any]) -> None:
         kube.delete(ref)
 
 
-def read_capacity(kube: Kube) -> ClusterCapacity:
-    """Every node, and every pod that may hold node resources (not Succeeded or Failed)."""
+def read_capacity(kube: Kube, namespace: str, *, usage: bool = True) -> ClusterCapacity:
+    """Every node, the ResourceQuotas and PersistentVolumeClaims of `namespace`, and with
+    `usage` what holds the nodes' resources: every pod not Succeeded or Failed and every
+    attempt Job of a TrainingJob."""
     selector = "status.phase!=Succeeded,status.phase!=Failed"
+    claims = kube.list_objects("v1", "PersistentVolumeClaim", namespace=namespace)
+    quotas = kube.list_objects("v1", "ResourceQuota", namespace=namespace)
     return ClusterCapacity(
         nodes=tuple(kube.list_objects("v1", "Node")),
-        active_pods=tuple(kube.list_objects("v1", "Pod", field_selector=selector)),
+        active_pods=(
+            tuple(kube.list_objects("v1", "Pod", field_selector=selector)) if usage else ()
+        ),
+        gang_jobs=(
+            tuple(kube.list_objects("batch/v1", "Job", label_selector=LABEL_TRAININGJOB))
+            if usage
+            else ()
+        ),
+        quotas=tuple(quota_room(q) for q in quotas),
+        claims=frozenset(claim["metadata"]["name"] for claim in claims),
+        read_at=datetime.now(UTC),
     )

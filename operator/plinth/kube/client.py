@@ -20,12 +20,21 @@ from typing import Any
 
 from kubernetes import client, config
 from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import NotFoundError
+from kubernetes.dynamic.exceptions import ForbiddenError, NotFoundError, ResourceNotFoundError
 
 from plinth.api.wellknown import FIELD_MANAGER, Manifest, ObjectRef
 
 #: A skipped apply is sent anyway after this long, so drift made by others is undone.
 REAPPLY_AFTER_SECONDS = 600.0
+
+
+#: The cause the API server gives for refusing to create objects in a namespace being
+#: deleted.
+NAMESPACE_TERMINATING = "NamespaceTerminating"
+
+
+class NamespaceTerminatingError(RuntimeError):
+    """A write refused because its namespace is being deleted (its objects go with it)."""
 
 
 def load_api_client(kubeconfig: Path | None = None) -> client.ApiClient:
@@ -83,6 +92,14 @@ class Kube:
     def _resource(self, api_version: str, kind: str) -> Any:
         return self.dynamic.resources.get(api_version=api_version, kind=kind)
 
+    def serves(self, api_version: str, kind: str) -> bool:
+        """Whether the API server serves `kind` in `api_version` (API discovery)."""
+        try:
+            self._resource(api_version, kind)
+        except ResourceNotFoundError:
+            return False
+        return True
+
     def _recently_sent(self, key: tuple[str, str, str, str], fingerprint: str) -> bool:
         with self._lock:
             previous = self._applied.get(key)
@@ -101,7 +118,13 @@ class Kube:
             return False
         resource = self._resource(manifest["apiVersion"], manifest["kind"])
         self._count(verb)
-        send(resource)
+        try:
+            send(resource)
+        except ForbiddenError as error:
+            if NAMESPACE_TERMINATING in str(error.body):
+                namespace = str(manifest["metadata"].get("namespace"))
+                raise NamespaceTerminatingError(namespace) from error
+            raise
         with self._lock:
             self._applied[key] = (fingerprint, time.monotonic())
         return True

@@ -64,6 +64,9 @@ class OperatorSettings:
     metrics_base_url: str | None = None
     #: The bearer token a workload of the given resource reports with (deterministic).
     issue_token: Callable[[ObjectRef], str] = field(default=lambda _ref: "")
+    #: The cluster's scheduler places a gang as one (it serves the scheduling.k8s.io/v1beta1
+    #: PodGroup API): Plinth creates a PodGroup per attempt instead of admitting gangs itself.
+    scheduler_gangs: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,11 @@
-"""The operator's HTTP server: liveness (/healthz), readiness (/readyz), /metrics, intakes."""
+"""The operator's HTTP server: liveness (/healthz), readiness (/readyz), /metrics, intakes.
+
+/readyz is 200 once the replica has started watching, whether or not Kopf's peering holds
+it paused: a standby is healthy, and a rolling update (maxSurge 0) or a disruption budget
+waits for it to be Ready. Its answer tells which (`ready: active`, `ready: standby`); what
+keeps training reports away from a standby is the intake Service, which selects the pod
+labelled active (`runtime.podrole`), not readiness.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +18,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from plinth.runtime.metrics import REGISTRY
 
 
+def _never() -> bool:
+    return False
+
+
 @dataclass
 class ProbeState:
-    """What the probes report: readiness flips once the operator has started watching."""
+    """What the probes report: ready once the operator has started watching; `paused()`
+    (peering holds this replica as a standby) only tells which role it is ready in."""
 
     ready: bool = False
+    paused: Callable[[], bool] = field(default=_never, repr=False)
     runner: web.AppRunner | None = field(default=None, repr=False)
     port: int = 0
 
@@ -26,9 +39,11 @@ async def _healthz(_request: web.Request) -> web.Response:
 
 def _readyz_handler(state: ProbeState) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def readyz(_request: web.Request) -> web.Response:
-        if state.ready:
-            return web.Response(text="ready\n")
-        return web.Response(status=503, text="starting\n")
+        if not state.ready:
+            return web.Response(status=503, text="starting\n")
+        if state.paused():
+            return web.Response(text="ready: standby (paused by peering)\n")
+        return web.Response(text="ready: active\n")
 
     return readyz
 

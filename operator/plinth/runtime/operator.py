@@ -5,7 +5,8 @@ globals — and runs Kopf with handlers generated for every kind.
 Watch events only enqueue a (kind, namespace, name) key; a small pool of workers takes keys
 off the one queue, copies the resource and its children out of the indexes, and reconciles
 them on a thread (`Reconciler`). `/healthz`, `/readyz`, `/metrics` and the metrics intake
-share one HTTP server.
+share one HTTP server; in a pod, the operator labels its pod with its peering role
+(`runtime.podrole`), which the chart's intake Service selects on.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,14 +23,22 @@ from typing import Any
 
 import kopf
 
-from plinth.api.wellknown import ObjectRef
+from plinth.api.wellknown import POD_GROUP_API_VERSION, ObjectRef
 from plinth.intake.auth import load_issuer
 from plinth.intake.book import ReportBook
 from plinth.intake.server import Intake
 from plinth.kube.client import Kube, load_api_client
 from plinth.runtime.adapter import OperatorSettings
 from plinth.runtime.http import ProbeState, start_probe_server, stop_probe_server
-from plinth.runtime.metrics import count_api_request, observe_reconcile
+from plinth.runtime.metrics import (
+    REGISTRY,
+    ResourceCollector,
+    count_api_request,
+    initialise_kinds,
+    observe_reconcile,
+)
+from plinth.runtime.peering import PeeringPause
+from plinth.runtime.podrole import keep_role_label, own_pod
 from plinth.runtime.reconciler import AnyAdapter, Reconciler
 from plinth.runtime.store import ObjectStore
 from plinth.runtime.wiring import register_kinds
@@ -44,6 +54,12 @@ REPORT_BATCH_SECONDS = 2.0
 #: How long a report naming a checkpoint waits to be written to status before a 503.
 PERSIST_TIMEOUT_SECONDS = 10.0
 LOGGER = logging.getLogger("plinth")
+#: How gangs are placed, by whether the API server serves the PodGroup API (discovered at
+#: start-up; restart the operator after enabling it).
+GANG_PATHS = {
+    True: "the scheduler places each attempt as one PodGroup (scheduling.k8s.io/v1beta1)",
+    False: "Plinth admits each gang when the whole gang fits (no PodGroup API)",
+}
 
 
 @dataclass(frozen=True)
@@ -54,6 +70,12 @@ class OperatorOptions:
     probe_port: int = 8080
     probe_host: str = "0.0.0.0"
     peering: str | None = None
+    #: Seconds a replica's peering heartbeat stays valid: how long a replica that died
+    #: without a goodbye still holds the others back.
+    peering_lifetime: int = 10
+    #: Kopf priority; None: the replica that started first ranks highest, so a restarted
+    #: replica waits instead of taking over from a healthy active one.
+    peering_priority: int | None = None
     verbose: bool = False
     #: Base URL at which training pods reach the operator's metrics intake (None: off).
     metrics_base_url: str | None = None
@@ -70,10 +92,19 @@ class Operator:
     store: ObjectStore = field(default_factory=ObjectStore)
     book: ReportBook = field(default_factory=ReportBook)
     probes: ProbeState = field(default_factory=ProbeState)
+    #: Whether Kopf's peering holds this replica as a standby (never, when standalone).
+    peering: PeeringPause = field(default_factory=PeeringPause)
+    collector: ResourceCollector | None = None
     kube: Kube | None = None
     queue: WorkQueue | None = None
     executor: ThreadPoolExecutor | None = None
     reconciler: Reconciler | None = None
+    #: Keeps this replica's pod labelled with its peering role (None outside a cluster).
+    role_labeller: asyncio.Task[None] | None = None
+
+    def active(self) -> bool:
+        """Started watching and not a standby: reconciles, and its indexes are current."""
+        return self.probes.ready and not self.peering.paused()
 
     def enqueue(self, kind: str, namespace: str, name: str) -> None:
         if self.queue is not None:
@@ -131,10 +162,20 @@ class Operator:
         """Start reconciling, then serving: the intake answers from its first request.
         `indices` are Kopf's (filled as the watches list)."""
         self.store.indices = indices
+        self.probes.paused = self.peering.paused
+        initialise_kinds(self.adapters)
+        self.collector = ResourceCollector(self.store.objects, self.active)
+        REGISTRY.register(self.collector)
         issuer = load_issuer(self.options.intake_key_file)
         self.kube = Kube(api=load_api_client(), on_request=count_api_request)
+        scheduler_gangs = await asyncio.to_thread(
+            self.kube.serves, POD_GROUP_API_VERSION, "PodGroup"
+        )
+        LOGGER.info("Gang placement: %s", GANG_PATHS[scheduler_gangs])
         settings = OperatorSettings(
-            metrics_base_url=self.options.metrics_base_url, issue_token=issuer.token_for
+            metrics_base_url=self.options.metrics_base_url,
+            issue_token=issuer.token_for,
+            scheduler_gangs=scheduler_gangs,
         )
         self.reconciler = Reconciler(
             kube=self.kube, settings=settings, book=self.book, find_object=self.find_object
@@ -152,19 +193,31 @@ class Operator:
             book=self.book,
             on_report=self._on_report,
             persist=self._persist_reports,
+            active=lambda: not self.peering.paused(),
         )
         await start_probe_server(
             self.probes, self.options.probe_host, self.options.probe_port, intake.routes()
         )
         LOGGER.info("probes, metrics and intake on port %d", self.probes.port)
+        pod = own_pod()
+        if pod is not None:
+            self.role_labeller = asyncio.get_running_loop().create_task(
+                keep_role_label(self.kube, pod, self.active)
+            )
 
     async def stop(self) -> None:
         self.probes.ready = False
+        if self.role_labeller is not None:
+            self.role_labeller.cancel()
+            self.role_labeller = None
         if self.queue is not None:
             await self.queue.stop()
         if self.executor is not None:
             self.executor.shutdown(wait=False, cancel_futures=True)
         await stop_probe_server(self.probes)
+        if self.collector is not None:
+            REGISTRY.unregister(self.collector)
+            self.collector = None
 
 
 def configure_settings(settings: kopf.OperatorSettings) -> None:
@@ -215,23 +268,37 @@ def _watched_namespaces(options: OperatorOptions) -> tuple[str, ...]:
     return options.namespaces or tuple(n for n in from_env.split(",") if n)
 
 
+def oldest_first_priority(started: float | None = None) -> int:
+    """A Kopf peering priority that is higher the earlier the replica started (milliseconds,
+    so two replicas of one Deployment practically never tie: a tie pauses both)."""
+    return -int((time.time() if started is None else started) * 1000)
+
+
 def run_operator(adapters: Mapping[str, AnyAdapter], options: OperatorOptions) -> None:
     """Run the operator until interrupted: blocks the calling thread."""
     kopf.configure(verbose=options.verbose)
     if not options.verbose:
         # One line per handled watch event is noise at the scale of pods; keep warnings.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    operator = Operator(adapters=adapters, options=options)
+    peering = PeeringPause(enabled=options.peering is not None)
+    peering.install()
+    operator = Operator(adapters=adapters, options=options, peering=peering)
     loop = asyncio.new_event_loop()
     ready_flag = asyncio.Event()
     registry = build_registry(operator, ready_flag)
     namespaces = _watched_namespaces(options)
+    settings = kopf.OperatorSettings()
+    configure_settings(settings)
+    settings.peering.lifetime = options.peering_lifetime
+    priority = options.peering_priority
     kopf.run(
+        settings=settings,
         loop=loop,
         registry=registry,
         clusterwide=not namespaces,
         namespaces=namespaces,
         standalone=options.peering is None,
         peering_name=options.peering,
+        priority=oldest_first_priority() if priority is None else priority,
         ready_flag=ready_flag,
     )

@@ -20,7 +20,7 @@ from plinth.api.v1alpha1 import InvalidSpecError, InvalidStatusError, parse_spec
 from plinth.api.wellknown import ObjectRef, OwnerMeta, parse_time
 from plinth.intake.book import ReportBook
 from plinth.kube.carry_out import carry_out, read_capacity
-from plinth.kube.client import Kube
+from plinth.kube.client import Kube, NamespaceTerminatingError
 from plinth.kube.podmetrics import read_pods
 from plinth.runtime.adapter import KindAdapter, OperatorSettings, PlanInputs
 from plinth.runtime.status_writer import StatusWriter
@@ -78,6 +78,8 @@ class Reconciler:
     #: How `Plan.wants_objects` are found (default: read from the API server).
     find_object: ObjectFinder | None = None
     readings: PodReadings = field(default_factory=PodReadings)
+    #: Held while a plan that admits work onto read capacity is made and written.
+    admission_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _previous_status(self, adapter: AnyAdapter, body: Any) -> Any:
         try:
@@ -94,7 +96,8 @@ class Reconciler:
         """What `plan` asks for that `inputs` lack, read now."""
         reads: dict[str, Any] = {}
         if plan.wants_capacity and inputs.capacity is None:
-            reads["capacity"] = read_capacity(self.kube)
+            namespace, usage = inputs.owner.namespace, plan.wants_capacity_usage
+            reads["capacity"] = read_capacity(self.kube, namespace, usage=usage)
         if plan.wants_objects and inputs.objects is None:
             reads["objects"] = {ref: self._find(ref) for ref in plan.wants_objects}
         if plan.wants_from_pods and inputs.pod_reading is None:
@@ -103,14 +106,32 @@ class Reconciler:
             reads["previous_pod_reading"] = self.readings.swap(inputs.owner.ref, reading)
         return reads
 
-    def _plan(self, adapter: AnyAdapter, inputs: PlanInputs[Any, Any, Any]) -> Plan[Any]:
-        plan = adapter.plan(inputs)
+    def _plan(
+        self, adapter: AnyAdapter, inputs: PlanInputs[Any, Any, Any], plan: Plan[Any]
+    ) -> Plan[Any]:
+        """`plan`, made again with what it asks for read, until it asks for nothing more."""
         for _ in range(MAX_READ_ROUNDS):
             reads = self._reads(plan, inputs)
             if not reads:
                 break
             inputs = replace(inputs, **reads)
             plan = adapter.plan(inputs)
+        return plan
+
+    def _plan_and_carry_out(
+        self, adapter: AnyAdapter, inputs: PlanInputs[Any, Any, Any]
+    ) -> Plan[Any]:
+        """Plan (reading what the plan asks for) and write the children. A plan that reads
+        what holds the nodes (to admit a gang onto free GPUs) is made and written under the
+        admission lock, so the next one reads capacity that counts it."""
+        first = adapter.plan(inputs)
+        if first.wants_capacity and first.wants_capacity_usage:
+            with self.admission_lock:
+                plan = self._plan(adapter, inputs, first)
+                carry_out(self.kube, inputs.owner.ref, plan)
+            return plan
+        plan = self._plan(adapter, inputs, first)
+        carry_out(self.kube, inputs.owner.ref, plan)
         return plan
 
     def reconcile(self, adapter: AnyAdapter, snapshot: Snapshot) -> float | None:
@@ -136,8 +157,11 @@ class Reconciler:
             settings=self.settings,
             reports=self.book.get((owner.namespace, owner.name)),
         )
-        plan = self._plan(adapter, inputs)
-        carry_out(self.kube, owner.ref, plan)
+        try:
+            plan = self._plan_and_carry_out(adapter, inputs)
+        except NamespaceTerminatingError:
+            return None  # the namespace and everything in it is going: nothing to converge
+
         if plan.delete_owner:
             return None
         writer.write(owner.ref, previous, plan.status, adapter.warning_conditions, plan.events)

@@ -49,6 +49,13 @@ class ObjectStore:
         found = list(index.get(key, ())) if index is not None else []
         return found[0] if found else None
 
+    def objects(self, kind: str) -> list[Mapping[str, Any]]:
+        """Every resource of `kind` the watch has seen (for the resource gauges)."""
+        index = self.indices.get(owners_index(kind))
+        if index is None:
+            return []
+        return [obj for key in list(index) for obj in index.get(key, ())]
+
     def _children(
         self, kind: str, source: ChildSource, key: OwnerKey
     ) -> tuple[Mapping[str, Any], ...]:

@@ -1,17 +1,30 @@
 """The cluster's GPU capacity as a planner sees it: which nodes could take a worker now.
 
-The runtime reads the nodes and the pods that may hold node resources (`kube.read_capacity`)
-only when a plan asks for them (a gang is stuck), and hands them in as `ClusterCapacity`;
-counting what fits is pure.
+The runtime reads the nodes, the pods that may hold node resources, Plinth's attempt Jobs
+and the namespace's ResourceQuotas (`kube.read_capacity`) only when a plan asks for them (a
+gang is about to be created, or is stuck), and hands them in as `ClusterCapacity`; counting
+what fits is pure.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from plinth.api.wellknown import GPU_PRODUCT_LABEL, GPU_RESOURCE
+from plinth.api.wellknown import GPU_PRODUCT_LABEL, GPU_RESOURCE, JOB_NAME_LABEL, parse_time
+
+
+@dataclass(frozen=True)
+class QuotaRoom:
+    """A namespace ResourceQuota's hard limits and what is used, by the quota's keys
+    (requests.cpu, requests.nvidia.com/gpu, pods, ...), as numbers (cores, bytes, counts)."""
+
+    name: str
+    hard: Mapping[str, Decimal]
+    used: Mapping[str, Decimal]
 
 
 @dataclass(frozen=True)
@@ -21,10 +34,33 @@ class ClusterCapacity:
 
     nodes: tuple[Mapping[str, Any], ...]
     active_pods: tuple[Mapping[str, Any], ...]
+    #: Plinth's attempt Jobs in every namespace: an unsuspended one whose workers are not
+    #: all on nodes yet will take GPUs that look free.
+    gang_jobs: tuple[Mapping[str, Any], ...] = ()
+    #: The ResourceQuotas of the namespace the planned object lives in.
+    quotas: tuple[QuotaRoom, ...] = ()
+    #: Names of the namespace's PersistentVolumeClaims (None: not read).
+    claims: frozenset[str] | None = None
+    #: When it was read (reservations of admitted gangs lapse; None: they never do).
+    read_at: datetime | None = None
+
+
+Predicate = Callable[[Mapping[str, Any]], bool]
+#: How long an admitted gang's workers on their way to nodes count as taken: the time the
+#: Job controller and the scheduler need to create and place them (seconds).
+RESERVATION_SECONDS = 30.0
+RESERVATION = timedelta(seconds=RESERVATION_SECONDS)
+
+
+def node_name(node: Mapping[str, Any]) -> str:
+    return str(node["metadata"]["name"])
 
 
 def _pod_gpus(pod: Mapping[str, Any]) -> int:
-    containers = (pod.get("spec") or {}).get("containers") or ()
+    return _containers_gpus((pod.get("spec") or {}).get("containers") or ())
+
+
+def _containers_gpus(containers: Iterable[Mapping[str, Any]]) -> int:
     return sum(
         int(((c.get("resources") or {}).get("requests") or {}).get(GPU_RESOURCE, 0))
         for c in containers
@@ -53,6 +89,82 @@ def _has_gpu_type(node: Mapping[str, Any], gpu_type: str | None) -> bool:
     return gpu_type is None or labels.get(GPU_PRODUCT_LABEL) == gpu_type
 
 
+def eligible_nodes(
+    capacity: ClusterCapacity, *, gpu_type: str | None, node_selector: Mapping[str, str]
+) -> list[Mapping[str, Any]]:
+    """Schedulable nodes of `gpu_type` whose labels include `node_selector`."""
+    return [
+        node
+        for node in capacity.nodes
+        if not (node.get("spec") or {}).get("unschedulable")
+        and _has_gpu_type(node, gpu_type)
+        and node_selector.items() <= (node["metadata"].get("labels") or {}).items()
+    ]
+
+
+def _finished(job: Mapping[str, Any]) -> bool:
+    conditions = (job.get("status") or {}).get("conditions") or ()
+    return any(
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions
+    )
+
+
+def _settled(pod: Mapping[str, Any]) -> bool:
+    """On a node, or judged unschedulable by the scheduler: no longer on its way to a node."""
+    if (pod.get("spec") or {}).get("nodeName"):
+        return True
+    conditions = (pod.get("status") or {}).get("conditions") or ()
+    return any(c.get("type") == "PodScheduled" and c.get("status") == "False" for c in conditions)
+
+
+def _reserving(job: Mapping[str, Any], read_at: datetime | None, ignore: Predicate) -> bool:
+    """An attempt Job admitted (unsuspended) within RESERVATION_SECONDS and not finished."""
+    spec = job.get("spec") or {}
+    if ignore(job) or spec.get("suspend") or _finished(job):
+        return False
+    started = parse_time((job.get("status") or {}).get("startTime"))
+    return read_at is None or started is None or read_at - started <= RESERVATION
+
+
+def _unplaced_workers(capacity: ClusterCapacity, ignore: Predicate) -> list[int]:
+    """GPUs per worker of each worker of a recently admitted gang that is still on its way
+    to a node: not created yet, or created and not yet judged by the scheduler. A worker
+    the scheduler found no node for holds nothing (its gang is released after its
+    timeout), and a reservation older than RESERVATION_SECONDS lapses, so a gang stuck
+    for any reason never blocks others."""
+    settled: dict[tuple[str, str], int] = {}
+    for pod in capacity.active_pods:
+        job = (pod["metadata"].get("labels") or {}).get(JOB_NAME_LABEL)
+        if job and _settled(pod):
+            key = (pod["metadata"].get("namespace", ""), job)
+            settled[key] = settled.get(key, 0) + 1
+    unplaced: list[int] = []
+    for job in capacity.gang_jobs:
+        if not _reserving(job, capacity.read_at, ignore):
+            continue
+        spec = job.get("spec") or {}
+        template = (spec.get("template") or {}).get("spec") or {}
+        gpus = _containers_gpus(template.get("containers") or ())
+        key = (job["metadata"].get("namespace", ""), job["metadata"]["name"])
+        missing = int(spec.get("parallelism", 1)) - settled.get(key, 0)
+        unplaced.extend([gpus] * max(missing, 0) if gpus else [])
+    return unplaced
+
+
+def free_gpus_by_node(capacity: ClusterCapacity, *, ignore: Predicate) -> dict[str, int]:
+    """Free GPUs of each node: allocatable, less what active pods hold (except those for
+    which `ignore` is true), less what admitted gangs' unplaced workers will take (each
+    counted on the fullest node that can hold it, as a packing scheduler would)."""
+    used = _gpus_in_use(capacity.active_pods, ignore)
+    free = {node_name(node): _free_gpus(node, used) for node in capacity.nodes}
+    for gpus in sorted(_unplaced_workers(capacity, ignore), reverse=True):
+        fitting = [name for name, left in free.items() if left >= gpus]
+        if fitting:
+            tightest = min(fitting, key=lambda name: free[name])
+            free[tightest] -= gpus
+    return free
+
+
 def nodes_that_fit(
     capacity: ClusterCapacity,
     *,
@@ -62,11 +174,6 @@ def nodes_that_fit(
 ) -> int:
     """How many schedulable nodes of `gpu_type` have `gpus` free GPUs, not counting the GPUs
     of pods for which `ignore` is true (a gang's own workers, released to place it)."""
-    used = _gpus_in_use(capacity.active_pods, ignore)
-    return sum(
-        1
-        for node in capacity.nodes
-        if not (node.get("spec") or {}).get("unschedulable")
-        and _has_gpu_type(node, gpu_type)
-        and _free_gpus(node, used) >= gpus
-    )
+    free = free_gpus_by_node(capacity, ignore=ignore)
+    nodes = eligible_nodes(capacity, gpu_type=gpu_type, node_selector={})
+    return sum(1 for node in nodes if free[node_name(node)] >= gpus)

@@ -36,6 +36,8 @@ from plinth.api.v1alpha1.trainingjob import ScheduleTimeoutAction
 from plinth.api.wellknown import GPU_RESOURCE, OwnerMeta
 from plinth.status.acceptance import accepted_update
 from plinth.status.conditions import ConditionUpdate, set_condition
+from plinth.status.gang_admission import ADMITTED, QUOTA_REASONS, Admission, Verdict
+from plinth.status.placement import container_problem, unschedulable_cause
 from plinth.status.trainingjob_facts import (
     RUNNING_RECHECK_SECONDS,
     Facts,
@@ -63,6 +65,12 @@ from plinth.status.trainingjob_observed import (
 
 #: How often to look again while a stopped attempt's workers are going.
 STOPPING_RECHECK_SECONDS = 2.0
+#: How often a gang waiting for admission is judged again: one that fits once other work
+#: ends, and one that can never fit the cluster as it is (nodes may be added).
+ADMISSION_RECHECK_SECONDS = {Verdict.WAIT: 5.0, Verdict.NEVER: 30.0}
+#: Seconds the Job controller gets to create an unsuspended attempt's pods before a missing
+#: one counts as not placed (a ResourceQuota may refuse it).
+POD_CREATION_GRACE_SECONDS = 5.0
 
 Cond = TrainingJobConditionType
 TRUE, FALSE = ConditionStatus.TRUE, ConditionStatus.FALSE
@@ -190,10 +198,12 @@ def _carried_forward(facts: Facts, kind: FailureKind, now: datetime) -> CarriedC
 
 def _next_attempt(facts: Facts, kind: FailureKind, now: datetime) -> AttemptToApply:
     """The attempt after the newest: numbered on, counters carried, the deadline clock
-    running from now if the job has started and the new attempt is not suspended."""
+    running from now if the job has started and the new attempt is not suspended. It is
+    created suspended while Plinth admits gangs itself: admitted on the next reconcile, when
+    the whole gang fits."""
     spec = facts.spec
     carried = _carried_forward(facts, kind, now)
-    suspend = spec.suspend or bool(spec.queue_name)
+    suspend = spec.suspend or bool(spec.queue_name) or admission_applies(spec)
     return AttemptToApply(
         attempt=facts.attempt.attempt + 1,
         suspend=suspend,
@@ -201,6 +211,22 @@ def _next_attempt(facts: Facts, kind: FailureKind, now: datetime) -> AttemptToAp
         gang_window_start=now,
         active_since=now if carried.start_time is not None and not suspend else None,
     )
+
+
+def admission_applies(spec: TrainingJobSpec) -> bool:
+    """Whether Plinth judges the gang before its pods exist: a GPU gang that neither Kueue
+    (queueName) admits nor spec.suspend holds."""
+    return (
+        bool(spec.resources.gpus)
+        and spec.scheduling.gang
+        and not spec.queue_name
+        and not spec.suspend
+    )
+
+
+def _gate(spec: TrainingJobSpec, observed: ObservedTrainingJob) -> Admission | None:
+    """The admission of a new gang: judged from the cluster's capacity (None: not read yet)."""
+    return observed.admission if admission_applies(spec) else ADMITTED
 
 
 def initial_attempt(
@@ -448,6 +474,51 @@ def _gang_message(spec: TrainingJobSpec, observed: ObservedTrainingJob, facts: F
     return f"needs {gang_shape(spec)}; {fits}" + (f" ({detail})" if detail else "")
 
 
+def _awaiting_admission(apply: AttemptToApply, admission: Admission) -> _Outcome:
+    """No pod of the attempt exists (its Job is suspended) until the whole gang fits."""
+    return _Outcome(
+        phase=TrainingJobPhase.PENDING,
+        updates=(
+            _update(Cond.SCHEDULED, FALSE, admission.reason, admission.message),
+            _update(
+                Cond.RUNNING, FALSE, admission.reason, "No worker is created until the gang fits."
+            ),
+        ),
+        apply=apply,
+        check_again_after=ADMISSION_RECHECK_SECONDS.get(admission.verdict),
+    )
+
+
+def _admit(facts: Facts, observed: ObservedTrainingJob, now: datetime) -> _Outcome:
+    """An attempt held for admission: create its whole gang once it fits; under
+    onTimeout: fail, fail when it has not fitted within scheduleTimeoutSeconds."""
+    spec, latest = facts.spec, facts.attempt
+    admission = observed.admission
+    if admission is None:
+        return _Outcome(phase=TrainingJobPhase.PENDING, updates=(), wants_capacity=True)
+    timeout = spec.scheduling.schedule_timeout_seconds
+    if admission.admitted:
+        message = f"The whole gang fits: creating {gang_shape(spec)}."
+        return _Outcome(
+            phase=TrainingJobPhase.PENDING,
+            updates=(
+                _update(Cond.SCHEDULED, FALSE, "Admitted", message),
+                _update(Cond.RUNNING, FALSE, "Admitted", message),
+            ),
+            apply=_keep(facts, suspend=False, gang_window_start=now),
+            check_again_after=float(timeout),
+        )
+    deadline = (latest.gang_window_start or latest.created) + timedelta(seconds=timeout)
+    if spec.scheduling.on_timeout == ScheduleTimeoutAction.FAIL:
+        if now >= deadline:
+            message = f"Not admitted within {timeout}s: {admission.message}"
+            return _fail(facts, admission.reason, message, now)
+        outcome = _awaiting_admission(_keep(facts, suspend=True), admission)
+        left = (deadline - now).total_seconds()
+        return replace(outcome, check_again_after=_sooner(outcome.check_again_after, left))
+    return _awaiting_admission(_keep(facts, suspend=True), admission)
+
+
 def _released_gang(
     spec: TrainingJobSpec, observed: ObservedTrainingJob, facts: Facts, now: datetime
 ) -> _Outcome:
@@ -456,6 +527,11 @@ def _released_gang(
     assert released_at is not None
     timeout = spec.scheduling.schedule_timeout_seconds
     retry_at = released_at + timedelta(seconds=timeout)
+    admission = _gate(spec, observed)
+    if now >= retry_at and admission is None:
+        return _Outcome(phase=TrainingJobPhase.PENDING, updates=(), wants_capacity=True)
+    if now >= retry_at and admission is not None and not admission.admitted:
+        return _awaiting_admission(_keep(facts, suspend=True, gang_released_at=None), admission)
     if now >= retry_at:
         return _Outcome(
             phase=TrainingJobPhase.PENDING,
@@ -483,19 +559,67 @@ def _released_gang(
     )
 
 
+def _window_start(spec: TrainingJobSpec, latest: ObservedAttempt, now: datetime) -> datetime:
+    """When the attempt's time to place its gang began: when Plinth admitted it, or, under
+    Kueue, when Kueue admitted it (the Job's startTime, reset at every unsuspension; now,
+    when the Job controller has not set it yet), so time spent queued is not counted."""
+    start = latest.gang_window_start or latest.created
+    if spec.queue_name:
+        return max(start, latest.started_at or now)
+    return start
+
+
+def _placement(
+    spec: TrainingJobSpec, observed: ObservedTrainingJob, facts: Facts, missing: bool
+) -> tuple[str, str]:
+    """The reason and message of a gang not yet placed, naming the real cause: a worker's
+    own (a missing volume, no matching node), the namespace's quota, pods the Job
+    controller could not create, or else the cluster's GPUs."""
+    for member in facts.live:
+        problem = unschedulable_cause(member.unschedulable_message or "")
+        if problem is not None:
+            return problem.reason, f"worker {member.index} cannot be placed: {problem.message}"
+    admission = observed.admission
+    if admission is not None and admission.reason in QUOTA_REASONS:
+        return admission.reason, admission.message
+    if missing:
+        created = len(facts.live) + len(facts.succeeded)
+        message = (
+            f"{created} of {needed(spec)} workers created; the Job controller could not "
+            f"create the others ({_gang_message(spec, observed, facts)})"
+        )
+        return "WorkersNotCreated", message
+    stuck = any(m.unschedulable_message for m in facts.live)
+    return ("Unschedulable" if stuck else "Scheduling"), _gang_message(spec, observed, facts)
+
+
+def _admitted_by_queue(spec: TrainingJobSpec) -> tuple[ConditionUpdate, ...]:
+    if not spec.queue_name:
+        return ()
+    message = f"Admitted by Kueue queue {spec.queue_name}."
+    return (_update(Cond.SUSPENDED, FALSE, "Admitted", message),)
+
+
 def _placing(
     spec: TrainingJobSpec, observed: ObservedTrainingJob, facts: Facts, now: datetime
 ) -> _Outcome:
     """Some workers are not placed yet: wait, or release the gang after the timeout."""
     latest = facts.attempt
     timeout = spec.scheduling.schedule_timeout_seconds
-    window_start = latest.gang_window_start or latest.created
+    window_start = _window_start(spec, latest, now)
     deadline = window_start + timedelta(seconds=timeout)
-    stuck = any(m.unschedulable_message for m in facts.live)
-    message = _gang_message(spec, observed, facts)
+    created = len(facts.live) + len(facts.succeeded)
+    grace = window_start + timedelta(seconds=POD_CREATION_GRACE_SECONDS)
+    missing = created < needed(spec) and now >= grace
+    stuck = missing or any(m.unschedulable_message for m in facts.live)
+    reason, message = _placement(spec, observed, facts, missing)
     if spec.scheduling.gang and stuck and now >= deadline:
         if spec.scheduling.on_timeout == ScheduleTimeoutAction.FAIL:
-            return _fail(facts, "Unschedulable", f"Not placed within {timeout}s: {message}", now)
+            failed_reason = (
+                reason if reason not in ("Scheduling", "Unschedulable") else "Unschedulable"
+            )
+            failed = _fail(facts, failed_reason, f"Not placed within {timeout}s: {message}", now)
+            return replace(failed, updates=(*failed.updates, *_admitted_by_queue(spec)))
         return _Outcome(
             phase=TrainingJobPhase.PENDING,
             updates=(
@@ -511,15 +635,21 @@ def _placing(
             check_again_after=float(timeout),
             wants_capacity=True,
         )
-    reason = "Unschedulable" if stuck else "Scheduling"
+    if stuck:
+        check_again: float | None = max((deadline - now).total_seconds(), 1.0)
+    elif created < needed(spec):
+        check_again = max((grace - now).total_seconds(), 1.0)
+    else:
+        check_again = None
     return _Outcome(
         phase=TrainingJobPhase.PENDING,
         updates=(
             _update(Cond.SCHEDULED, FALSE, reason, message),
             _update(Cond.RUNNING, FALSE, reason, "Waiting for every worker to be placed."),
+            *_admitted_by_queue(spec),
         ),
         apply=_keep(facts, suspend=False),
-        check_again_after=max((deadline - now).total_seconds(), 1.0) if stuck else None,
+        check_again_after=check_again,
         wants_capacity=stuck,
     )
 
@@ -595,7 +725,20 @@ def _held(
             ),
             apply=_keep(facts, suspend=True),
         )
+    if latest.suspended and latest.ended is None and admission_applies(spec):
+        return _admit(facts, observed, now)
     return None
+
+
+def _starting(facts: Facts) -> ConditionUpdate:
+    """Workers placed, the gang not yet running: starting, or a container that cannot
+    start (an image that cannot be pulled, a missing Secret or ConfigMap key)."""
+    for member in facts.live:
+        problem = container_problem(member.waiting_reason, member.waiting_message)
+        if problem is not None:
+            message = f"worker {member.index} cannot start: {problem.message}"
+            return _update(Cond.RUNNING, FALSE, problem.reason, message)
+    return _update(Cond.RUNNING, FALSE, "ContainersStarting", "Workers are placed and starting.")
 
 
 def _active(
@@ -613,9 +756,7 @@ def _active(
     )
     not_suspended = _update(Cond.SUSPENDED, FALSE, "Running", "The job is not suspended.")
     if not facts.started:
-        starting = _update(
-            Cond.RUNNING, FALSE, "ContainersStarting", "Workers are placed and starting."
-        )
+        starting = _starting(facts)
         return _Outcome(
             phase=TrainingJobPhase.PENDING,
             updates=(scheduled, starting, not_suspended),
@@ -643,11 +784,24 @@ def _active(
 # --------------------------------------------------------------------------------------
 
 
-def _first_attempt(spec: TrainingJobSpec, previous: TrainingJobStatus, now: datetime) -> _Outcome:
+def _first_attempt(
+    spec: TrainingJobSpec,
+    previous: TrainingJobStatus,
+    observed: ObservedTrainingJob,
+    now: datetime,
+) -> _Outcome:
+    phase = TrainingJobPhase.SUSPENDED if spec.suspend else TrainingJobPhase.PENDING
+    admission = _gate(spec, observed)
+    if admission is None:
+        return _Outcome(phase=phase, updates=(), wants_capacity=True)
     apply = initial_attempt(spec, previous, now)
     message = f"Creating attempt {apply.attempt}: {gang_shape(spec)}."
+    if not admission.admitted:
+        waiting = _awaiting_admission(replace(apply, suspend=True), admission)
+        creating = _update(Cond.CREATED, FALSE, "Creating", message)
+        return replace(waiting, updates=(creating, *waiting.updates))
     return _Outcome(
-        phase=TrainingJobPhase.SUSPENDED if spec.suspend else TrainingJobPhase.PENDING,
+        phase=phase,
         updates=(
             _update(Cond.CREATED, FALSE, "Creating", message),
             _update(Cond.RUNNING, FALSE, "Creating", message),
@@ -676,7 +830,7 @@ def _outcome(
     now: datetime,
 ) -> _Outcome:
     if facts is None:
-        return _first_attempt(spec, previous, now)
+        return _first_attempt(spec, previous, observed, now)
     if _all_succeeded(facts):
         return _succeeded(facts, now)
     passed, deadline_in = _deadline(facts, now)
@@ -772,6 +926,20 @@ def _seconds_until_ttl(
     return max((completion + timedelta(seconds=ttl) - now).total_seconds(), 0.0)
 
 
+def _queue_keeps_running(
+    spec: TrainingJobSpec, previous: TrainingJobStatus, facts: Facts | None
+) -> bool:
+    """A failed job under Kueue whose last attempt still has workers: Kueue unsuspends a
+    Job its queue admitted, so suspending it cannot free the GPUs. The attempt's Job is
+    deleted instead (its pods go with it, Kueue frees the quota); status keeps the counts."""
+    return (
+        bool(spec.queue_name)
+        and previous.phase == TrainingJobPhase.FAILED
+        and facts is not None
+        and bool(facts.attempt.active_workers)
+    )
+
+
 def _superseded_attempts(observed: ObservedTrainingJob) -> tuple[int, ...]:
     """Attempts older than the newest: a new attempt only starts once they hold nothing."""
     latest = observed.latest
@@ -806,10 +974,14 @@ def plan_trainingjob(
         until_ttl = _seconds_until_ttl(spec, previous.completion_time, now)
         status, stop = _finished(spec, previous, facts, now)
         recheck = facts.health.recheck_after if facts else None
+        deletes = _superseded_attempts(observed)
+        if _queue_keeps_running(spec, previous, facts):
+            assert facts is not None
+            stop, deletes = None, (*deletes, facts.attempt.attempt)
         return TrainingJobPlan(
             status=status,
             apply=stop,
-            delete_attempts=_superseded_attempts(observed),
+            delete_attempts=deletes,
             delete_trainingjob=until_ttl == 0.0,
             check_again_after=_sooner(until_ttl, recheck),
             wants_nodes=wants_nodes,

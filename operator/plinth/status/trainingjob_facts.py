@@ -20,10 +20,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from plinth.api.v1alpha1 import TrainingJobSpec
 from plinth.api.v1alpha1.trainingjob import WorkerCounts
 from plinth.api.wellknown import format_time
+from plinth.status.gang_admission import GangDemand
 from plinth.status.trainingjob_observed import (
     FailureKind,
     ObservedAttempt,
@@ -96,6 +98,25 @@ def node_health(
 def needed(spec: TrainingJobSpec) -> int:
     """Workers that must run at once: every node of a fixed-size job, minNodes of an elastic one."""
     return spec.min_nodes
+
+
+def gang_demand(spec: TrainingJobSpec, per_worker: Mapping[str, Decimal]) -> GangDemand:
+    """What the gang that must run at once asks of the cluster, and (`per_worker`: each
+    worker's requests and limits as a ResourceQuota counts them) of the namespace's quota."""
+    resources = spec.resources
+    template = spec.pod_template
+    return GangDemand(
+        workers=needed(spec),
+        gpus=resources.gpus,
+        gpu_type=resources.gpu_type,
+        node_selector=dict(template.node_selector) if template else {},
+        per_worker=per_worker,
+        claims=tuple(
+            claim
+            for volume in (template.volumes if template else ())
+            if (claim := ((volume.to_dict().get("persistentVolumeClaim") or {}).get("claimName")))
+        ),
+    )
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from plinth.api.wellknown import (
     parse_time,
 )
 from plinth.status.capacity import ClusterCapacity, nodes_that_fit
+from plinth.status.gang_admission import GangDemand, admit_gang
 from plinth.status.trainingjob_observed import (
     AttemptEnd,
     AttemptFailure,
@@ -111,6 +112,7 @@ def observe_worker(pod: Mapping[str, Any]) -> ObservedWorker:
     annotations = metadata.get("annotations") or {}
     conditions = _conditions(pod)
     terminated = _terminated(pod)
+    waiting = dict(_state(pod).get("waiting") or {})
     phase = WorkerPhase(status.get("phase") or "Pending")
     return ObservedWorker(
         index=int(annotations.get(ANNOTATION_COMPLETION_INDEX, 0)),
@@ -127,6 +129,8 @@ def observe_worker(pod: Mapping[str, Any]) -> ObservedWorker:
         disrupted=_is_true(conditions, DISRUPTION_CONDITION),
         index_failures=_count(annotations, ANNOTATION_INDEX_FAILURE_COUNT),
         index_disruptions=_count(annotations, ANNOTATION_INDEX_IGNORED_FAILURE_COUNT),
+        waiting_reason=waiting.get("reason"),
+        waiting_message=waiting.get("message"),
     )
 
 
@@ -277,17 +281,21 @@ def with_reads(
     observed: ObservedTrainingJob,
     *,
     owner: OwnerMeta,
-    gpus: int,
-    gpu_type: str | None,
+    demand: GangDemand,
+    scheduler_gangs: bool,
     capacity: ClusterCapacity | None,
     objects: Mapping[ObjectRef, Mapping[str, Any] | None] | None,
 ) -> ObservedTrainingJob:
     """The observations, with what the runtime read because a first plan asked: how many
-    nodes could take a worker (the job's own workers do not count: they would be released to
-    place the gang) and the Nodes of suspect workers."""
+    nodes could take a worker and whether the whole gang may be created now (the job's own
+    workers do not count: they would be released to place the gang), and the Nodes of
+    suspect workers."""
     if capacity is not None:
-        fit = nodes_that_fit(capacity, gpus=gpus, gpu_type=gpu_type, ignore=_belongs_to(owner))
-        observed = replace(observed, nodes_that_fit=fit)
+        own = _belongs_to(owner)
+        gpus, gpu_type = demand.gpus, demand.gpu_type
+        fit = nodes_that_fit(capacity, gpus=gpus, gpu_type=gpu_type, ignore=own)
+        admission = admit_gang(capacity, demand, own=own, scheduler_gangs=scheduler_gangs)
+        observed = replace(observed, nodes_that_fit=fit, admission=admission)
     if objects is not None:
         observed = replace(observed, nodes=observe_nodes(objects))
     return observed

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from plinth.status.gang_admission import Admission
+
 
 class WorkerPhase(enum.StrEnum):
     """A worker pod's phase, as Kubernetes reports it."""
@@ -66,6 +68,9 @@ class ObservedWorker:
     #: backoffLimitPerIndex, and ignored by its podFailurePolicy (disruptions).
     index_failures: int = 0
     index_disruptions: int = 0
+    #: Why the worker container waits (the kubelet's reason and message), if it does.
+    waiting_reason: str | None = None
+    waiting_message: str | None = None
 
     @property
     def active(self) -> bool:
@@ -191,6 +196,8 @@ class ObservedTrainingJob:
     nodes_that_fit: int | None = None
     #: The Nodes of suspect workers, by name, when a plan asked for them (None: not read).
     nodes: Mapping[str, ObservedNode] | None = None
+    #: Whether the whole gang of a new attempt may be created now (None: not judged).
+    admission: Admission | None = None
 
     @property
     def latest(self) -> ObservedAttempt | None:

@@ -23,6 +23,7 @@ from plinth.api.schema import (
     Quantity,
     Rule,
 )
+from plinth.api.wellknown import GPU_RESOURCE
 
 
 class Resources(ApiModel):
@@ -71,6 +72,19 @@ class Resources(ApiModel):
                 holds=lambda r: r.gpu_type is None or r.gpus > 0,
             ),
         )
+
+    def container_requests(self) -> dict[str, str]:
+        """A container's resource requests: CPU, memory and GPUs, those set."""
+        requests = {"cpu": self.cpu, "memory": self.memory}
+        if self.gpus:
+            requests[GPU_RESOURCE] = str(self.gpus)
+        return {name: str(value) for name, value in requests.items() if value is not None}
+
+    def container_limits(self) -> dict[str, str]:
+        """A container's resource limits: memory and GPUs (GPUs are requested and limited
+        alike, as the device plugin requires; CPU is not limited, so it may burst)."""
+        limits = {"memory": self.memory, GPU_RESOURCE: str(self.gpus) if self.gpus else None}
+        return {name: str(value) for name, value in limits.items() if value is not None}
 
 
 # --------------------------------------------------------------------------------------

@@ -1,0 +1,715 @@
+"""Benchmark: one burst of training jobs three ways, each on a fresh emulated cluster.
+
+The same burst (default: 200 jobs x 4 workers x 1 GPU on 100 kwok nodes x 8 GPUs, workers
+kept Running by kwok with the annotation devcluster.plinth.dev/run-forever) is measured
+
+- `floor`: the children Plinth renders for each TrainingJob (`render_trainingjob`: the
+  Indexed Job, the headless Service and the metrics-token Secret, without their owner
+  reference, which would point at no object) created directly, no operator. The Job is
+  created first, then the Service and the Secret: the fastest a client can go;
+- `plinth`: TrainingJobs, with Plinth's operator running (`bench_trainingjob.start_operator`);
+- `kubeflow`: Kubeflow PyTorchJobs (1 master + 3 workers), with the Kubeflow training
+  operator v1.8.1 (the `kubeflow` add-on of the emulated cluster) given as many reconcile
+  threads as Plinth has (`--controller-threads`).
+
+Per job it times from the moment the create call of the user's first object returned until
+all its workers are Running (a pod watch), then takes the median and p99. For the operators it
+also reads their API requests (Plinth: `plinth_api_requests_total`, which counts its
+reconciles' requests; Kubeflow: controller-runtime's `rest_client_requests_total`, every
+request of the process, watches included), CPU seconds and peak RSS. Every mode starts its own
+cluster, so none inherits another's load; the modes run one after the other on this machine.
+
+    .venv/bin/python bench/bench_side_by_side.py                      # 200 x 4 on 100 nodes
+    .venv/bin/python bench/bench_side_by_side.py --scale 50,200,800   # nodes grow with jobs
+    .venv/bin/python bench/bench_side_by_side.py --modes plinth --profile
+    .venv/bin/python bench/bench_side_by_side.py --modes plinth,kubeflow --steady 5
+
+`--profile` runs py-spy (if installed in the venv) on Plinth's operator during the burst and
+watches the writes of each job in resourceVersion order (which come before its Job).
+`--steady M` counts each operator's API requests for M minutes once every job is Running.
+Results: bench/results/side-by-side-<nodes>x<jobs>.json (and, with --scale,
+side-by-side-scale.json and .png).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, watch
+
+import plinth_devcluster as devcluster
+from bench_trainingjob import (
+    NAMESPACE,
+    REPO,
+    RESULTS,
+    RunningTracker,
+    api_requests,
+    api_requests_by_verb,
+    percentile,
+    probe,
+    process_usage,
+    seconds_to_first_attempt,
+    start_operator,
+    trainingjob,
+)
+from plinth.builders.trainingjob import render_trainingjob
+from plinth_devcluster import kubeflow
+from plinth_devcluster.versions import KUBEFLOW_TRAINING
+from plinth_devcluster.waiting import wait_for
+
+MODES = ("floor", "plinth", "kubeflow")
+#: Plinth's reconcile workers (`plinth.runtime.operator.RECONCILE_WORKERS`); Kubeflow gets as many.
+PLINTH_THREADS = 16
+CLIENT_THREADS = 16  # the bench's own creators, the same in every mode
+CLUSTER = "plinth-side-by-side"
+RUN_FOREVER = {"devcluster.plinth.dev/run-forever": "true"}
+KUBEFLOW_LABEL = "training.kubeflow.org/job-name"
+PLINTH_LABEL = "plinth.dev/trainingjob"
+
+
+@dataclass(frozen=True)
+class Shape:
+    nodes: int
+    gpus_per_node: int
+    jobs: int
+    workers: int
+    gpus_per_worker: int
+
+
+@dataclass(frozen=True)
+class Options:
+    timeout: float
+    steady_minutes: float | None
+    profile: bool
+    results: Path
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument(
+        "--nodes", type=int, default=None, help="default: 100, or just enough with --scale"
+    )
+    parser.add_argument("--gpus-per-node", type=int, default=8)
+    parser.add_argument("--gpus-per-worker", type=int, default=1)
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated subset")
+    parser.add_argument("--scale", default=None, help="job counts, e.g. 50,200,800")
+    parser.add_argument(
+        "--steady",
+        type=float,
+        nargs="?",
+        const=5.0,
+        default=None,
+        metavar="MINUTES",
+        help="after the burst, count the operators' requests for MINUTES (default 5)",
+    )
+    parser.add_argument("--profile", action="store_true", help="py-spy + write order (plinth)")
+    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    return parser.parse_args()
+
+
+def load_average() -> list[float]:
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+@contextmanager
+def fresh_cluster(shape: Shape, state: Path, addons: Sequence[str] = ()) -> Iterator[Any]:
+    """A new emulated cluster of `shape` with Plinth's CRDs and the `bench` namespace."""
+    cluster = devcluster.up(
+        CLUSTER,
+        state_dir=state,
+        nodes=shape.nodes,
+        gpus_per_node=shape.gpus_per_node,
+        addons=addons,
+        kubeflow_threads=PLINTH_THREADS,
+        timeout=300.0,
+    )
+    try:
+        kubectl = [str(cluster.binaries.kubectl), "--kubeconfig", str(cluster.kubeconfig)]
+        for step in (
+            ["apply", "--server-side", "-f", str(REPO / "crds")],
+            ["wait", "--for=condition=Established", "-f", str(REPO / "crds")],
+            ["create", "namespace", NAMESPACE],
+        ):
+            subprocess.run([*kubectl, *step], check=True, capture_output=True)
+        yield cluster
+    finally:
+        devcluster.down(CLUSTER, state_dir=state)
+
+
+def names(shape: Shape) -> list[str]:
+    return [f"job-{i:04d}" for i in range(shape.jobs)]
+
+
+def floor_children(name: str, shape: Shape) -> list[dict[str, Any]]:
+    """What Plinth renders for the TrainingJob `name`, the Job first, without owners."""
+    rendered = render_trainingjob(trainingjob(name, shape.workers, shape.gpus_per_worker))
+    children = []
+    for manifest in rendered:
+        child = copy.deepcopy(dict(manifest))
+        child["metadata"].pop("ownerReferences", None)
+        children.append(child)
+    return sorted(children, key=lambda child: child["kind"] != "Job")
+
+
+def create_floor(api: client.ApiClient, shape: Shape) -> dict[str, float]:
+    batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
+    creators: dict[str, Callable[[dict[str, Any]], object]] = {
+        "Job": lambda m: batch.create_namespaced_job(NAMESPACE, m),  # type: ignore[arg-type]
+        "Service": lambda m: core.create_namespaced_service(NAMESPACE, m),  # type: ignore[arg-type]
+        "Secret": lambda m: core.create_namespaced_secret(NAMESPACE, m),  # type: ignore[arg-type]
+    }
+    rendered = {name: floor_children(name, shape) for name in names(shape)}
+
+    def create(name: str) -> tuple[str, float]:
+        first: float | None = None
+        for child in rendered[name]:
+            creators[child["kind"]](child)
+            first = time.monotonic() if first is None else first
+        assert first is not None
+        return name, first
+
+    with ThreadPoolExecutor(max_workers=CLIENT_THREADS) as pool:
+        return dict(pool.map(create, names(shape)))
+
+
+def create_trainingjobs(api: client.ApiClient, shape: Shape) -> dict[str, float]:
+    custom = client.CustomObjectsApi(api)
+
+    def create(name: str) -> tuple[str, float]:
+        body = trainingjob(name, shape.workers, shape.gpus_per_worker)
+        custom.create_namespaced_custom_object(
+            "plinth.dev", "v1alpha1", NAMESPACE, "trainingjobs", body
+        )
+        return name, time.monotonic()
+
+    with ThreadPoolExecutor(max_workers=CLIENT_THREADS) as pool:
+        return dict(pool.map(create, names(shape)))
+
+
+def create_pytorchjobs(api: client.ApiClient, shape: Shape) -> dict[str, float]:
+    custom = client.CustomObjectsApi(api)
+
+    def create(name: str) -> tuple[str, float]:
+        body = kubeflow.pytorchjob(
+            name, NAMESPACE, shape.workers, gpus=shape.gpus_per_worker, annotations=RUN_FOREVER
+        )
+        custom.create_namespaced_custom_object("kubeflow.org", "v1", NAMESPACE, "pytorchjobs", body)
+        return name, time.monotonic()
+
+    with ThreadPoolExecutor(max_workers=CLIENT_THREADS) as pool:
+        return dict(pool.map(create, names(shape)))
+
+
+def burst(
+    api: client.ApiClient,
+    shape: Shape,
+    label: str,
+    create: Callable[[client.ApiClient, Shape], dict[str, float]],
+    timeout: float,
+) -> dict[str, Any]:
+    """Create every job, wait until all workers of all jobs are Running; time each job."""
+    tracker = RunningTracker(api, shape.workers, label=label)
+    tracker.thread.start()
+    time.sleep(1)  # the watch is open before the first create
+    began = time.monotonic()
+    created = create(api, shape)
+    creating = time.monotonic() - began
+    wait_for(
+        lambda: len(tracker.all_running_at) >= shape.jobs,
+        what="all workers Running",
+        timeout=timeout,
+    )
+    total = time.monotonic() - began
+    tracker.stop.set()
+    latencies = [tracker.all_running_at[n] - created[n] for n in names(shape)]
+    return {
+        "seconds_to_all_running_median": round(statistics.median(latencies), 2),
+        "seconds_to_all_running_p99": round(percentile(latencies, 0.99), 2),
+        "seconds_creating_the_burst": round(creating, 2),
+        "seconds_until_every_job_running": round(total, 2),
+    }
+
+
+def run_floor(shape: Shape, options: Options, state: Path) -> dict[str, Any]:
+    with fresh_cluster(shape, state) as cluster, devcluster.api_client(cluster.kubeconfig) as api:
+        load = load_average()
+        figures = burst(api, shape, PLINTH_LABEL, create_floor, options.timeout)
+    return {"mode": "floor", "load_average_at_start": load, "writes_per_job": 3, **figures}
+
+
+def steady_requests(count: Callable[[], float], minutes: float) -> dict[str, float]:
+    """The requests counted by `count` over `minutes`, once the burst is Running."""
+    before = count()
+    time.sleep(minutes * 60)
+    seen = count() - before
+    return {
+        "steady_minutes": minutes,
+        "steady_requests": seen,
+        "steady_requests_per_minute": round(seen / minutes, 2),
+    }
+
+
+def run_plinth(shape: Shape, options: Options, state: Path) -> dict[str, Any]:
+    with fresh_cluster(shape, state) as cluster:
+        operator, port = start_operator(cluster.kubeconfig, state / "operator.log")
+        try:
+            with devcluster.api_client(cluster.kubeconfig) as api:
+                load = load_average()
+                requests_before = api_requests(port)
+                by_verb_before = api_requests_by_verb(port)
+                cpu_before, _ = process_usage(operator.pid)
+                profiler = Profiler.start(operator.pid, state, api) if options.profile else None
+                figures = burst(api, shape, PLINTH_LABEL, create_trainingjobs, options.timeout)
+                time.sleep(5)  # let the operator write the Running statuses before counting
+                cpu_after, peak = process_usage(operator.pid)
+                requests = api_requests(port) - requests_before
+                by_verb = {
+                    verb: round((count - by_verb_before.get(verb, 0.0)) / shape.jobs, 2)
+                    for verb, count in api_requests_by_verb(port).items()
+                }
+                reaction = seconds_to_first_attempt(api)
+                result: dict[str, Any] = {
+                    "mode": "plinth",
+                    "load_average_at_start": load,
+                    **figures,
+                    "seconds_to_attempt_job_created_median": round(statistics.median(reaction), 2),
+                    "seconds_to_attempt_job_created_p99": round(percentile(reaction, 0.99), 2),
+                    "api_requests_per_job": round(requests / shape.jobs, 2),
+                    "api_requests_per_job_by_verb": by_verb,
+                    "operator_cpu_seconds": round(cpu_after - cpu_before, 2),
+                    "operator_peak_rss_mib": round(peak, 1),
+                    "reconciles": reconcile_figures(port, shape.jobs),
+                }
+                if profiler is not None:
+                    result["profile"] = profiler.finish(options.results, shape)
+                if options.steady_minutes:
+                    result.update(
+                        steady_requests(lambda: api_requests(port), options.steady_minutes)
+                    )
+                    result["operator_peak_rss_mib_after_steady"] = round(
+                        process_usage(operator.pid)[1], 1
+                    )
+        finally:
+            stop(operator)
+    return result
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it is still there after a minute (a busy operator under load
+    can take longer than that to wind down its reconcile threads)."""
+    process.terminate()
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=30)
+
+
+def reconcile_figures(port: int, jobs: int) -> dict[str, float]:
+    """From Plinth's /metrics: TrainingJob reconciles per job and their mean duration."""
+    count = total = 0.0
+    for line in probe(port, "/metrics")[1].splitlines():
+        if 'kind="TrainingJob"' not in line:
+            continue
+        if line.startswith("plinth_reconcile_duration_seconds_count"):
+            count = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("plinth_reconcile_duration_seconds_sum"):
+            total = float(line.rsplit(" ", 1)[1])
+    return {
+        "reconciles_per_job": round(count / jobs, 2),
+        "mean_reconcile_seconds": round(total / count, 4) if count else 0.0,
+    }
+
+
+def kubeflow_requests(url: str) -> float:
+    """controller-runtime's `rest_client_requests_total`, summed over codes and methods."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            text = answer.read().decode()
+    except OSError:
+        return math.nan
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("rest_client_requests_total{")
+    )
+
+
+def kubeflow_requests_by_method(url: str) -> dict[str, float]:
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        text = answer.read().decode()
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("rest_client_requests_total{"):
+            method = line.split('method="', 1)[1].split('"', 1)[0]
+            counts[method] = counts.get(method, 0.0) + float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def run_kubeflow(shape: Shape, options: Options, state: Path) -> dict[str, Any]:
+    with fresh_cluster(shape, state, addons=(kubeflow.NAME,)) as cluster:
+        url = kubeflow.metrics_url(state, CLUSTER)
+        (record,) = [
+            p
+            for p in devcluster.status(CLUSTER, state_dir=state).processes
+            if p.name == kubeflow.NAME
+        ]
+        with devcluster.api_client(cluster.kubeconfig) as api:
+            load = load_average()
+            requests_before = kubeflow_requests(url)
+            by_method_before = kubeflow_requests_by_method(url)
+            cpu_before, _ = process_usage(record.pid)
+            figures = burst(api, shape, KUBEFLOW_LABEL, create_pytorchjobs, options.timeout)
+            time.sleep(5)
+            cpu_after, peak = process_usage(record.pid)
+            requests = kubeflow_requests(url) - requests_before
+            by_method = {
+                method: round((count - by_method_before.get(method, 0.0)) / shape.jobs, 2)
+                for method, count in kubeflow_requests_by_method(url).items()
+            }
+            result: dict[str, Any] = {
+                "mode": "kubeflow",
+                "operator": f"{KUBEFLOW_TRAINING.module} {KUBEFLOW_TRAINING.version}",
+                "controller_threads": PLINTH_THREADS,
+                "load_average_at_start": load,
+                **figures,
+                "api_requests_per_job": round(requests / shape.jobs, 2),
+                "api_requests_per_job_by_method": by_method,
+                "operator_cpu_seconds": round(cpu_after - cpu_before, 2),
+                "operator_peak_rss_mib": round(peak, 1),
+            }
+            if options.steady_minutes:
+                result.update(
+                    steady_requests(lambda: kubeflow_requests(url), options.steady_minutes)
+                )
+    return result
+
+
+class Profiler:
+    """py-spy on the operator during the burst, and the order of each job's writes."""
+
+    KINDS = ("trainingjobs", "jobs", "services", "secrets", "events")
+
+    def __init__(self, pid: int, state: Path, api: client.ApiClient) -> None:
+        self.pid, self.state, self.api = pid, state, api
+        self.writes: list[tuple[int, str, str, str]] = []  # (rv, kind, event type, job)
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.threads = [
+            threading.Thread(target=self._watch, args=(k,), daemon=True) for k in self.KINDS
+        ]
+        self.spy: subprocess.Popen[bytes] | None = None
+        self.raw = state / "py-spy.txt"
+
+    @classmethod
+    def start(cls, pid: int, state: Path, api: client.ApiClient) -> Profiler:
+        profiler = cls(pid, state, api)
+        for thread in profiler.threads:
+            thread.start()
+        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        if Path(spy).exists():
+            profiler.spy = subprocess.Popen(
+                [
+                    spy,
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--idle",
+                    "--threads",
+                    "--rate",
+                    "50",
+                    "--nonblocking",
+                    "--format",
+                    "raw",
+                    "-o",
+                    str(profiler.raw),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=(state / "py-spy.log").open("wb"),
+            )
+        return profiler
+
+    def _watch(self, kind: str) -> None:
+        core, batch = client.CoreV1Api(self.api), client.BatchV1Api(self.api)
+        custom = client.CustomObjectsApi(self.api)
+        lists: dict[str, Callable[..., Any]] = {
+            "jobs": batch.list_namespaced_job,
+            "services": core.list_namespaced_service,
+            "secrets": core.list_namespaced_secret,
+            "events": core.list_namespaced_event,
+        }
+        stream = watch.Watch()  # type: ignore[no-untyped-call]  # untyped client
+        if kind == "trainingjobs":
+            source = stream.stream(  # type: ignore[no-untyped-call]
+                custom.list_namespaced_custom_object,
+                "plinth.dev",
+                "v1alpha1",
+                NAMESPACE,
+                "trainingjobs",
+                timeout_seconds=3600,
+            )
+        else:
+            source = stream.stream(  # type: ignore[no-untyped-call]
+                lists[kind], NAMESPACE, timeout_seconds=3600
+            )
+        try:
+            for event in source:
+                self._record(kind, event)
+                if self.stop.is_set():
+                    stream.stop()  # type: ignore[no-untyped-call]
+        except Exception:  # a broken watch only loses profile detail
+            return
+
+    def _record(self, kind: str, event: dict[str, Any]) -> None:
+        item = event["object"]
+        if isinstance(item, dict):
+            metadata = item["metadata"]
+            rv, job = int(metadata["resourceVersion"]), metadata["name"]
+        else:
+            metadata = item.metadata
+            rv = int(metadata.resource_version)
+            if kind == "events":
+                job = item.involved_object.name
+                kind = f"event:{item.reason}"
+            else:
+                job = (metadata.labels or {}).get(PLINTH_LABEL, metadata.name)
+        with self.lock:
+            self.writes.append((rv, kind, event["type"], job))
+
+    def finish(self, results: Path, shape: Shape) -> dict[str, Any]:
+        self.stop.set()
+        if self.spy is not None:
+            self.spy.send_signal(2)  # SIGINT: py-spy writes its output and exits
+            self.spy.wait(timeout=120)
+        summary: dict[str, Any] = {"writes_before_job": self.write_order(shape)}
+        if self.raw.exists():
+            target = results / f"side-by-side-profile-{shape.nodes}x{shape.jobs}.txt"
+            shutil.copy(self.raw, target)
+            summary["py_spy"] = summarise_stacks(self.raw)
+            summary["py_spy_collapsed_stacks"] = str(target)
+        return summary
+
+    def write_order(self, shape: Shape) -> dict[str, Any]:
+        """Per job, the writes (by resourceVersion) before its Job was created."""
+        with self.lock:
+            writes = sorted(self.writes)
+        by_job: dict[str, list[tuple[int, str, str]]] = {}
+        for rv, kind, kind_of_event, job in writes:
+            by_job.setdefault(job, []).append((rv, kind, kind_of_event))
+        before: Counter[str] = Counter()
+        counts = []
+        for job in names(shape):
+            seen = by_job.get(job, [])
+            created = next((rv for rv, kind, t in seen if kind == "jobs" and t == "ADDED"), None)
+            if created is None:
+                continue
+            first = [
+                f"{kind}:{t}"
+                for rv, kind, t in seen
+                if rv < created and not (kind == "trainingjobs" and t == "ADDED")
+            ]
+            before.update(first)
+            counts.append(len(first))
+        return {
+            "jobs_seen": len(counts),
+            "writes_before_job_median": statistics.median(counts) if counts else None,
+            "writes_before_job_max": max(counts) if counts else None,
+            "writes_before_job_per_job_by_kind": {
+                k: round(v / max(len(counts), 1), 2) for k, v in before.most_common()
+            },
+        }
+
+
+NETWORK = ("urllib3/", "http/client.py", "ssl.py", "socket.py")
+
+
+def thread_kind(frame: str) -> str:
+    """`thread (123): reconcile_7` -> `reconcile`."""
+    return frame.split(": ", 1)[-1].rstrip("0123456789").rstrip("_") or "?"
+
+
+def summarise_stacks(raw: Path, top: int = 25) -> dict[str, Any]:
+    """From py-spy's collapsed stacks (idle included, so waits on sockets and queues show):
+    samples per thread kind; for the reconcile threads, the share idle (waiting for work), in
+    an API request (urllib3, http.client, ssl, socket) and computing (or waiting for the GIL);
+    the deepest Plinth frame of each working sample; the top frames by self samples."""
+    threads: Counter[str] = Counter()
+    reconcile: Counter[str] = Counter()
+    plinth_frames: Counter[str] = Counter()
+    leaf: Counter[str] = Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count, frames = int(count_text), stack.split(";")
+        kind = thread_kind(frames[0])
+        threads[kind] += count
+        leaf[f"{kind}: {frames[-1]}"] += count
+        if kind != "reconcile":
+            continue
+        working = any("(plinth/" in frame for frame in frames)
+        if not working:
+            reconcile["idle"] += count
+            continue
+        network = any(any(part in frame for part in NETWORK) for frame in frames)
+        reconcile["api_request" if network else "python"] += count
+        deepest = next(frame for frame in reversed(frames) if "(plinth/" in frame)
+        plinth_frames[deepest] += count
+    return {
+        "samples_by_thread": dict(threads.most_common()),
+        "reconcile_threads": dict(reconcile.most_common()),
+        "reconcile_deepest_plinth_frame": plinth_frames.most_common(top),
+        "top_self": leaf.most_common(top),
+    }
+
+
+RUNNERS: dict[str, Callable[[Shape, Options, Path], dict[str, Any]]] = {
+    "floor": run_floor,
+    "plinth": run_plinth,
+    "kubeflow": run_kubeflow,
+}
+
+
+def ratios(results: dict[str, dict[str, Any]]) -> dict[str, float]:
+    found: dict[str, float] = {}
+    plinth = results.get("plinth")
+    for other in ("floor", "kubeflow"):
+        if plinth is None or other not in results or "error" in plinth or "error" in results[other]:
+            continue
+        for stat in ("median", "p99"):
+            key = f"seconds_to_all_running_{stat}"
+            found[f"plinth_over_{other}_{stat}"] = round(plinth[key] / results[other][key], 2)
+    return found
+
+
+def measure(shape: Shape, modes: Sequence[str], options: Options) -> dict[str, Any]:
+    results: dict[str, dict[str, Any]] = {}
+    for mode in modes:
+        print(
+            f"--- {mode}: {shape.jobs} jobs x {shape.workers} workers on {shape.nodes} nodes",
+            file=sys.stderr,
+            flush=True,
+        )
+        with tempfile.TemporaryDirectory(prefix=f"plinth-sbs-{mode}-") as folder:
+            try:
+                results[mode] = RUNNERS[mode](shape, options, Path(folder))
+            except Exception as error:  # one failed mode must not lose the others
+                results[mode] = {"mode": mode, "error": f"{type(error).__name__}: {error}"}
+        print(json.dumps(results[mode]), file=sys.stderr, flush=True)
+    return {
+        "shape": asdict(shape),
+        "machine": machine(),
+        "modes": results,
+        "ratios": ratios(results),
+    }
+
+
+def machine() -> dict[str, Any]:
+    return {"cpus": os.cpu_count(), "load_average_at_end": load_average()}
+
+
+def table(report: dict[str, Any]) -> str:
+    rows = [("mode", "median s", "p99 s", "req/job", "CPU s", "RSS MiB", "all Running s")]
+    for mode, figures in report["modes"].items():
+        if "error" in figures:
+            rows.append((mode, "failed: " + figures["error"][:60], "", "", "", "", ""))
+            continue
+        rows.append(
+            (
+                mode,
+                f"{figures['seconds_to_all_running_median']:.1f}",
+                f"{figures['seconds_to_all_running_p99']:.1f}",
+                str(figures.get("api_requests_per_job", "-")),
+                str(figures.get("operator_cpu_seconds", "-")),
+                str(figures.get("operator_peak_rss_mib", "-")),
+                f"{figures['seconds_until_every_job_running']:.1f}",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in rows
+    ]
+    lines += [f"{name}: {value}x" for name, value in report["ratios"].items()]
+    return "\n".join(lines)
+
+
+def plot(reports: list[dict[str, Any]], target: Path) -> None:
+    import matplotlib  # noqa: PLC0415  (the `plot` extra)
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot  # noqa: PLC0415
+
+    figure, axes = pyplot.subplots(figsize=(7, 4.5))
+    jobs = [report["shape"]["jobs"] for report in reports]
+    colours = {"floor": "tab:gray", "plinth": "tab:blue", "kubeflow": "tab:orange"}
+    for mode in MODES:
+        if not all("error" not in report["modes"].get(mode, {"error": 1}) for report in reports):
+            continue
+        for stat, style in (("median", "-o"), ("p99", "--^")):
+            values = [report["modes"][mode][f"seconds_to_all_running_{stat}"] for report in reports]
+            axes.plot(jobs, values, style, color=colours[mode], label=f"{mode} {stat}")
+    axes.set_xlabel("jobs in the burst (4 workers each; nodes grow with jobs)")
+    axes.set_ylabel("seconds from creation to all workers Running")
+    axes.set_title("Time to Running per job: floor, Plinth, Kubeflow")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(target, dpi=120)
+    pyplot.close(figure)
+
+
+def main() -> None:
+    args = parse_args()
+    modes = [mode for mode in args.modes.split(",") if mode]
+    if unknown := set(modes) - set(MODES):
+        raise SystemExit(f"unknown modes {sorted(unknown)}; known: {', '.join(MODES)}")
+    options = Options(args.timeout, args.steady, args.profile, args.results)
+    args.results.mkdir(parents=True, exist_ok=True)
+    counts = [int(n) for n in args.scale.split(",")] if args.scale else [args.jobs]
+    reports = []
+    for jobs in counts:
+        gpus = jobs * args.workers * args.gpus_per_worker
+        nodes = args.nodes or (math.ceil(gpus / args.gpus_per_node) if args.scale else 100)
+        shape = Shape(nodes, args.gpus_per_node, jobs, args.workers, args.gpus_per_worker)
+        report = measure(shape, modes, options)
+        reports.append(report)
+        output = args.results / f"side-by-side-{nodes}x{jobs}.json"
+        output.write_text(json.dumps(report, indent=2) + "\n")
+        print(
+            f"\n{jobs} jobs x {args.workers} workers on {nodes} nodes x {args.gpus_per_node} GPUs"
+        )
+        print(table(report))
+        print(f"saved {output}", flush=True)
+    if args.scale:
+        summary = args.results / "side-by-side-scale.json"
+        summary.write_text(json.dumps(reports, indent=2) + "\n")
+        picture = summary.with_suffix(".png")
+        plot(reports, picture)
+        print(f"saved {summary} and {picture}")
+
+
+if __name__ == "__main__":
+    main()
