@@ -6,7 +6,6 @@ the cluster all finish, and a gang that is not placed says the real cause."""
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +23,14 @@ from tests.plinth_testing import (
     kubectl_json,
     start_operator,
 )
-from tests.support.cluster import active_pods, children, create_job, phase, trainingjob
+from tests.support.cluster import (
+    active_pods,
+    children,
+    create_job,
+    fresh_namespace,
+    phase,
+    trainingjob,
+)
 
 RUN_FOREVER = {"devcluster.plinth.dev/run-forever": "true"}
 
@@ -68,17 +74,8 @@ def path(
 @pytest.fixture
 def space(path: GangPath) -> Iterator[str]:
     """A fresh namespace on the path's cluster."""
-    name = f"gangs-{path.name}-{secrets.token_hex(3)}"
-    kubectl(path.cluster, "create", "namespace", name)
-    wait_for(
-        lambda: (
-            kubectl(path.cluster, "-n", name, "get", "sa", "default", check=False).returncode == 0
-        ),
-        what="the namespace's default ServiceAccount",
-        timeout=30,
-    )
-    yield name
-    kubectl(path.cluster, "delete", "namespace", name, "--wait=false")
+    with fresh_namespace(path.cluster, f"gangs-{path.name}") as name:
+        yield name
 
 
 def bound_pods(cluster: ClusterInfo, namespace: str, name: str) -> list[str]:

@@ -5,7 +5,6 @@ that fails under a queue frees its GPUs although Kueue would restart a suspended
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +16,14 @@ import plinth_devcluster as devcluster
 from plinth_devcluster import ClusterInfo
 from plinth_devcluster.waiting import wait_for
 from tests.plinth_testing import condition, install_crds, kubectl, start_operator
-from tests.support.cluster import active_pods, children, create_job, phase, trainingjob
+from tests.support.cluster import (
+    active_pods,
+    children,
+    create_job,
+    fresh_namespace,
+    phase,
+    trainingjob,
+)
 from tests.support.kueue import Queues, create_queues, delete_queues
 
 RUN_FOREVER = {"devcluster.plinth.dev/run-forever": "true"}
@@ -49,18 +55,8 @@ def kueue_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KueueWorld
 
 @pytest.fixture
 def space(kueue_world: KueueWorld) -> Iterator[str]:
-    name = f"queued-{secrets.token_hex(3)}"
-    kubectl(kueue_world.cluster, "create", "namespace", name)
-    wait_for(
-        lambda: (
-            kubectl(kueue_world.cluster, "-n", name, "get", "sa", "default", check=False).returncode
-            == 0
-        ),
-        what="the namespace's default ServiceAccount",
-        timeout=30,
-    )
-    yield name
-    kubectl(kueue_world.cluster, "delete", "namespace", name, "--wait=false")
+    with fresh_namespace(kueue_world.cluster, "queued") as name:
+        yield name
 
 
 @contextmanager

@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 import json
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from plinth.api.wellknown import LABEL_TRAININGJOB
 from plinth_devcluster import ClusterInfo
+from plinth_devcluster.waiting import wait_for
 from tests.plinth_testing import kubectl, kubectl_json
 from tests.support.factories import TrainingJobFactory, a_trainingjob
 
@@ -50,3 +54,20 @@ def active_pods(cluster: ClusterInfo, namespace: str, name: str) -> list[dict[st
         for pod in children(cluster, namespace, "pods", name)
         if pod["status"].get("phase") in ("Pending", "Running")
     ]
+
+
+@contextmanager
+def fresh_namespace(cluster: ClusterInfo, prefix: str) -> Iterator[str]:
+    """A new namespace `<prefix>-<random>` on `cluster`, ready for pods (its default
+    ServiceAccount exists), deleted (without waiting) afterwards."""
+    name = f"{prefix}-{secrets.token_hex(3)}"
+    kubectl(cluster, "create", "namespace", name)
+    wait_for(
+        lambda: kubectl(cluster, "-n", name, "get", "sa", "default", check=False).returncode == 0,
+        what="the namespace's default ServiceAccount",
+        timeout=30,
+    )
+    try:
+        yield name
+    finally:
+        kubectl(cluster, "delete", "namespace", name, "--wait=false")

@@ -19,6 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
+
+# Imported with the module: the client's models load lazily otherwise, and the first
+# Events of a burst would queue every reconcile thread on Python's import lock.
+from kubernetes.client import CoreV1Api, CoreV1Event  # noqa: F401
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ForbiddenError, NotFoundError, ResourceNotFoundError
 

@@ -19,7 +19,7 @@ from typing import Any
 from plinth.api.v1alpha1 import InvalidSpecError, InvalidStatusError, parse_spec, parse_status
 from plinth.api.wellknown import ObjectRef, OwnerMeta, parse_time
 from plinth.intake.book import ReportBook
-from plinth.kube.carry_out import carry_out, read_capacity
+from plinth.kube.carry_out import ListCache, carry_out, read_capacity
 from plinth.kube.client import Kube, NamespaceTerminatingError
 from plinth.kube.podmetrics import read_pods
 from plinth.runtime.adapter import KindAdapter, OperatorSettings, PlanInputs
@@ -80,6 +80,8 @@ class Reconciler:
     readings: PodReadings = field(default_factory=PodReadings)
     #: Held while a plan that admits work onto read capacity is made and written.
     admission_lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Nodes, quotas and claims, kept a few seconds for every capacity read.
+    lists: ListCache = field(default_factory=ListCache)
 
     def _previous_status(self, adapter: AnyAdapter, body: Any) -> Any:
         try:
@@ -97,7 +99,8 @@ class Reconciler:
         reads: dict[str, Any] = {}
         if plan.wants_capacity and inputs.capacity is None:
             namespace, usage = inputs.owner.namespace, plan.wants_capacity_usage
-            reads["capacity"] = read_capacity(self.kube, namespace, usage=usage)
+            capacity = read_capacity(self.kube, namespace, usage=usage, cache=self.lists)
+            reads["capacity"] = capacity
         if plan.wants_objects and inputs.objects is None:
             reads["objects"] = {ref: self._find(ref) for ref in plan.wants_objects}
         if plan.wants_from_pods and inputs.pod_reading is None:
