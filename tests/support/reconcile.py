@@ -211,7 +211,14 @@ class ReconcileRig:
         listed = client.CoreV1Api(self.api).list_namespaced_event(
             self.namespace, field_selector=f"involvedObject.name={name}"
         )
-        ordered = sorted(listed.items, key=lambda e: (e.first_timestamp, e.reason))
+        # Controllers writing events.k8s.io Events set eventTime, not firstTimestamp.
+        ordered = sorted(
+            listed.items,
+            key=lambda e: (
+                e.first_timestamp or e.event_time or e.metadata.creation_timestamp,
+                e.reason,
+            ),
+        )
         return [
             SeenEvent(
                 type=str(e.type), reason=str(e.reason), message=str(e.message), count=e.count or 1

@@ -207,7 +207,6 @@ class World:
             observed,
             owner=OWNER,
             demand=gang_demand(self.spec, pod_quota_demand(self.spec.resources)),
-            scheduler_gangs=False,
             capacity=self.capacity(),
             objects=None,
         )

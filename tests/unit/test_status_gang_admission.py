@@ -28,10 +28,8 @@ def not_own(obj: Any) -> bool:
     return bool(labels.get(LABEL_TRAININGJOB) == "llm")
 
 
-def admit(
-    capacity: ClusterCapacity, gang: GangDemand, *, scheduler_gangs: bool = False
-) -> Admission:
-    return admit_gang(capacity, gang, own=not_own, scheduler_gangs=scheduler_gangs)
+def admit(capacity: ClusterCapacity, gang: GangDemand) -> Admission:
+    return admit_gang(capacity, gang, own=not_own)
 
 
 def busy(node: str) -> Any:
@@ -64,12 +62,11 @@ def test_a_gang_larger_than_the_cluster_is_never_admitted_and_says_what_exists()
     assert "the cluster has 4 schedulable nodes with 8 nvidia.com/gpu" in verdict.message
 
 
-def test_a_gang_that_fits_later_waits_under_plinths_admission_only() -> None:
+def test_a_gang_that_fits_later_waits_without_creating_a_pod() -> None:
     capacity = ClusterCapacity(nodes=FOUR_NODES, active_pods=(busy("n0"), busy("n1")))
     waiting = admit(capacity, demand(3))
     assert (waiting.verdict, waiting.reason) == (Verdict.WAIT, "WaitingForCapacity")
     assert "2 nodes have them free now" in waiting.message
-    assert admit(capacity, demand(3), scheduler_gangs=True).admitted
     assert admit(capacity, demand(2)).admitted
 
 
@@ -90,14 +87,14 @@ def test_gangs_admitted_before_but_not_yet_placed_hold_their_nodes() -> None:
 def test_a_quota_below_the_gang_is_named_and_one_in_use_is_waited_for() -> None:
     hard = {"requests.nvidia.com/gpu": "8"}
     never = ClusterCapacity(FOUR_NODES, (), quotas=(a_quota("gpus", hard, {}),))
-    verdict = admit(never, demand(2), scheduler_gangs=True)
+    verdict = admit(never, demand(2))
     assert (verdict.verdict, verdict.reason) == (Verdict.NEVER, "QuotaExceeded")
     assert verdict.message.startswith("ResourceQuota gpus allows requests.nvidia.com/gpu 8")
     used = {"requests.nvidia.com/gpu": "8"}
     later = ClusterCapacity(
         FOUR_NODES, (), quotas=(a_quota("gpus", {"requests.nvidia.com/gpu": "16"}, used),)
     )
-    verdict = admit(later, demand(2), scheduler_gangs=True)
+    verdict = admit(later, demand(2))
     assert (verdict.verdict, verdict.reason) == (Verdict.WAIT, "WaitingForQuota")
     assert "has 8 of requests.nvidia.com/gpu left" in verdict.message
 
@@ -158,8 +155,8 @@ def test_a_reservation_lapses_once_the_scheduler_judged_its_pods_or_time_passed(
 def test_a_claim_the_workers_mount_that_does_not_exist_is_named_before_any_pod() -> None:
     gang = demand(2, claims=("team-checkpoints",))
     missing = ClusterCapacity(FOUR_NODES, (), claims=frozenset({"other"}))
-    verdict = admit(missing, gang, scheduler_gangs=True)
+    verdict = admit(missing, gang)
     assert (verdict.verdict, verdict.reason) == (Verdict.NEVER, "PersistentVolumeClaimNotFound")
     assert verdict.message.startswith('persistentvolumeclaim "team-checkpoints" not found')
     present = replace(missing, claims=frozenset({"team-checkpoints"}))
-    assert admit(present, gang, scheduler_gangs=True).admitted
+    assert admit(present, gang).admitted

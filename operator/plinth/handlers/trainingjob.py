@@ -38,15 +38,6 @@ def node_ref(name: str) -> ObjectRef:
     return ObjectRef("v1", "Node", "", name)
 
 
-def _needs_usage(inputs: Inputs) -> bool:
-    """Whether free GPUs must be counted: under Plinth's own admission, and to explain a
-    gang being placed that is stuck; with the scheduler's gangs a new gang is judged
-    against the cluster's shape only (whether it could ever fit, quotas, claims)."""
-    latest = inputs.observed.latest
-    placing = latest is not None and not latest.suspended
-    return not inputs.settings.scheduler_gangs or placing
-
-
 @dataclass(frozen=True)
 class TrainingJobAdapter:
     """A gang of worker pods per attempt (an Indexed Job), restarted as a whole."""
@@ -69,7 +60,6 @@ class TrainingJobAdapter:
             inputs.observed,
             owner=owner,
             demand=gang_demand(spec, pod_quota_demand(spec.resources)),
-            scheduler_gangs=inputs.settings.scheduler_gangs,
             capacity=inputs.capacity,
             objects=inputs.objects,
         )
@@ -92,7 +82,6 @@ class TrainingJobAdapter:
             delete_owner=decision.delete_trainingjob,
             check_again_after=decision.check_again_after,
             wants_capacity=decision.wants_capacity and inputs.capacity is None,
-            wants_capacity_usage=_needs_usage(inputs),
             wants_objects=tuple(node_ref(name) for name in wants_nodes),
         )
 

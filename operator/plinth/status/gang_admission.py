@@ -8,9 +8,10 @@ Three verdicts, each with a reason a user can act on:
   what the gang requests. No pod is created; the job waits for the cluster (or quota) to
   change and says what it needs and what exists.
 - WAIT: it could fit but does not now (not enough nodes with the GPUs free, or the quota's
-  remaining room is too small). Under Plinth's own admission no pod is created until it fits;
-  with Kubernetes' native gang scheduling (PodGroup) the scheduler holds the pods unbound, so
-  only the quota is judged here (pods a quota refuses would never be created).
+  remaining room is too small). No pod is created until it fits, on both placement paths:
+  with Kubernetes' native gang scheduling (PodGroup) the scheduler would hold nodes for a
+  waiting group's pods, so gangs created together beyond the cluster could starve each
+  other.
 - ADMIT: create (or unsuspend) the whole gang now.
 
 Free GPUs are the nodes' allocatable GPUs less those of every pod that may hold them, less
@@ -189,12 +190,13 @@ def admit_gang(
     demand: GangDemand,
     *,
     own: Predicate,
-    scheduler_gangs: bool,
 ) -> Admission:
     """Judge `demand` against the cluster. `own` tells the gang's own pods and Jobs (not
-    counted against it: an earlier attempt's pods are going); `scheduler_gangs`: Kubernetes
-    places the gang as one (PodGroup), so only what it cannot judge (never fits, quota) is
-    judged here."""
+    counted against it: an earlier attempt's pods are going). The same on both placement
+    paths: kube-scheduler holds nodes for a PodGroup's pods while it waits for the rest
+    (Permit), so gangs created together beyond the cluster could hold each other's nodes;
+    Plinth creates only a gang that fits now, and the PodGroup guards the binding against
+    other schedulers."""
     missing = _missing_claims(capacity, demand)
     if missing is not None:
         return missing
@@ -207,7 +209,7 @@ def admit_gang(
             return never
     if quota is not None:
         return quota
-    if demand.gpus and not scheduler_gangs:
+    if demand.gpus:
         waiting = _fits_now(capacity, demand, own)
         if waiting is not None:
             return waiting

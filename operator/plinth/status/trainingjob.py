@@ -481,7 +481,10 @@ def _awaiting_admission(apply: AttemptToApply, admission: Admission) -> _Outcome
         updates=(
             _update(Cond.SCHEDULED, FALSE, admission.reason, admission.message),
             _update(
-                Cond.RUNNING, FALSE, admission.reason, "No worker is created until the gang fits."
+                Cond.RUNNING,
+                FALSE,
+                admission.reason,
+                f"No worker is created until this is resolved: {admission.reason}.",
             ),
         ),
         apply=apply,

@@ -282,7 +282,6 @@ def with_reads(
     *,
     owner: OwnerMeta,
     demand: GangDemand,
-    scheduler_gangs: bool,
     capacity: ClusterCapacity | None,
     objects: Mapping[ObjectRef, Mapping[str, Any] | None] | None,
 ) -> ObservedTrainingJob:
@@ -294,7 +293,7 @@ def with_reads(
         own = _belongs_to(owner)
         gpus, gpu_type = demand.gpus, demand.gpu_type
         fit = nodes_that_fit(capacity, gpus=gpus, gpu_type=gpu_type, ignore=own)
-        admission = admit_gang(capacity, demand, own=own, scheduler_gangs=scheduler_gangs)
+        admission = admit_gang(capacity, demand, own=own)
         observed = replace(observed, nodes_that_fit=fit, admission=admission)
     if objects is not None:
         observed = replace(observed, nodes=observe_nodes(objects))
