@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -16,7 +17,6 @@ import plinth_devcluster as devcluster
 from plinth_devcluster import ClusterInfo
 from plinth_devcluster.waiting import wait_for
 from tests.plinth_testing import (
-    OperatorProcess,
     condition,
     install_crds,
     kubectl,
@@ -43,32 +43,55 @@ class GangPath:
     cluster: ClusterInfo
 
 
-@pytest.fixture(scope="module")
-def plinth_admission(
-    tmp_path_factory: pytest.TempPathFactory,
+@contextmanager
+def gang_world(
+    tmp_path_factory: pytest.TempPathFactory, name: str, *, native_gang: bool
 ) -> Iterator[GangPath]:
-    """A 4 x 8-GPU cluster without the PodGroup API, and an operator on it."""
-    state = tmp_path_factory.mktemp("no-podgroup-cluster")
-    info = devcluster.up("plinth-no-podgroup", state_dir=state, nodes=4, native_gang=False)
+    """A 4 x 8-GPU cluster of this module's own (no other module's GPUs held on it), with or
+    without the PodGroup API, and an operator on it."""
+    state = tmp_path_factory.mktemp(f"{name}-cluster")
+    cluster = f"plinth-gangs-{name}"
+    info = devcluster.up(cluster, state_dir=state, nodes=4, native_gang=native_gang)
     try:
         install_crds(info)
         process = start_operator(info.kubeconfig, state / "operator.log")
         try:
-            yield GangPath("plinth", info)
+            yield GangPath(name, info)
         finally:
             process.stop()
     finally:
-        devcluster.down("plinth-no-podgroup", state_dir=state)
+        devcluster.down(cluster, state_dir=state)
+
+
+@pytest.fixture(scope="module")
+def native_gangs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GangPath]:
+    with gang_world(tmp_path_factory, "native", native_gang=True) as world:
+        yield world
+
+
+@pytest.fixture(scope="module")
+def plinth_admission(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GangPath]:
+    with gang_world(tmp_path_factory, "plinth", native_gang=False) as world:
+        yield world
 
 
 @pytest.fixture(params=["native", "plinth"])
-def path(
-    request: pytest.FixtureRequest, installed_crds: ClusterInfo, operator: OperatorProcess
-) -> GangPath:
-    if request.param == "native":
-        return GangPath("native", installed_crds)
-    found: GangPath = request.getfixturevalue("plinth_admission")
+def path(request: pytest.FixtureRequest) -> GangPath:
+    fixture = "native_gangs" if request.param == "native" else "plinth_admission"
+    found: GangPath = request.getfixturevalue(fixture)
     return found
+
+
+@pytest.fixture
+def native(native_gangs: GangPath) -> ClusterInfo:
+    return native_gangs.cluster
+
+
+@pytest.fixture
+def namespace(native_gangs: GangPath) -> Iterator[str]:
+    """A fresh namespace on the module's cluster with the PodGroup API."""
+    with fresh_namespace(native_gangs.cluster, "gangs") as name:
+        yield name
 
 
 @pytest.fixture
@@ -135,10 +158,8 @@ def test_gangs_that_together_exceed_the_cluster_all_finish(path: GangPath, space
         assert job["status"]["restarts"] == 0
 
 
-def test_native_gangs_get_one_pod_group_per_attempt(
-    operator: OperatorProcess, installed_crds: ClusterInfo, namespace: str
-) -> None:
-    cluster = installed_crds
+def test_native_gangs_get_one_pod_group_per_attempt(native: ClusterInfo, namespace: str) -> None:
+    cluster = native
     create_job(cluster, namespace, "pair", podTemplate={"annotations": RUN_FOREVER})
     wait_for(lambda: phase(cluster, namespace, "pair") == "Running", what="Running", timeout=60)
     group = kubectl_json(cluster, "-n", namespace, "get", "podgroups.scheduling.k8s.io", "pair-r0")
@@ -147,10 +168,8 @@ def test_native_gangs_get_one_pod_group_per_attempt(
         assert pod["spec"]["schedulingGroup"] == {"podGroupName": "pair-r0"}
 
 
-def test_a_missing_volume_is_named_not_blamed_on_gpus(
-    operator: OperatorProcess, installed_crds: ClusterInfo, namespace: str
-) -> None:
-    cluster = installed_crds
+def test_a_missing_volume_is_named_not_blamed_on_gpus(native: ClusterInfo, namespace: str) -> None:
+    cluster = native
     claim = {"name": "checkpoints", "persistentVolumeClaim": {"claimName": "team-checkpoints"}}
     create_job(cluster, namespace, "novolume", podTemplate={"volumes": [claim]})
 
@@ -166,9 +185,9 @@ def test_a_missing_volume_is_named_not_blamed_on_gpus(
 
 
 def test_a_quota_that_refuses_the_gang_is_named_and_holds_nothing(
-    operator: OperatorProcess, installed_crds: ClusterInfo, namespace: str
+    native: ClusterInfo, namespace: str
 ) -> None:
-    cluster = installed_crds
+    cluster = native
     quota = {
         "apiVersion": "v1",
         "kind": "ResourceQuota",

@@ -58,7 +58,9 @@ CHILDREN = {
 
 
 def unplaceable(name: str) -> TrainingJobFactory:
-    return a_trainingjob().named(name).with_pod_template(volumes=[UNBOUND_VOLUME])
+    """A CPU gang (no GPU admission: it never waits for GPUs other tests' pods hold on the
+    shared cluster) whose workers the scheduler never places."""
+    return a_trainingjob().named(name).on_cpu(1, "1Gi").with_pod_template(volumes=[UNBOUND_VOLUME])
 
 
 def create_unplaceable(rig: ReconcileRig, name: str) -> Manifest:
