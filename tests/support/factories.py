@@ -315,6 +315,10 @@ class PodObject:
         """Bound to `node` (None: not placed)."""
         return replace(self, node=node)
 
+    def with_gpus(self, gpus: int) -> PodObject:
+        """Requesting `gpus` GPUs."""
+        return replace(self, gpus=gpus)
+
     def exited(self, code: int) -> PodObject:
         """The worker container terminated with `code`."""
         return replace(self, exit_code=code)

@@ -59,15 +59,35 @@ def test_a_gang_larger_than_the_cluster_is_never_admitted_and_says_what_exists()
     verdict = admit(ClusterCapacity(nodes=FOUR_NODES, active_pods=()), demand(5))
     assert (verdict.verdict, verdict.reason) == (Verdict.NEVER, "InsufficientCapacity")
     assert "needs 5 nodes x 8 nvidia.com/gpu" in verdict.message
-    assert "the cluster has 4 schedulable nodes with 8 nvidia.com/gpu" in verdict.message
+    assert "the cluster has room for 4 workers (4 schedulable nodes with 8 nvidia.com/gpu" in (
+        verdict.message
+    )
 
 
 def test_a_gang_that_fits_later_waits_without_creating_a_pod() -> None:
     capacity = ClusterCapacity(nodes=FOUR_NODES, active_pods=(busy("n0"), busy("n1")))
     waiting = admit(capacity, demand(3))
     assert (waiting.verdict, waiting.reason) == (Verdict.WAIT, "WaitingForCapacity")
-    assert "2 nodes have them free now" in waiting.message
+    assert "the nodes have room for 2 workers now" in waiting.message
     assert admit(capacity, demand(2)).admitted
+
+
+def test_workers_smaller_than_a_node_share_nodes() -> None:
+    """Seven of the 8 GPUs of three nodes are taken: 4 single-GPU workers fit on what is
+    left (one per node and 5 on n3), 40 never fit the 32 GPUs of four nodes."""
+    others = tuple(
+        a_pod(0).on_node(node).with_gpus(7).in_namespace("team-b").not_owned().build()
+        for node in ("n0", "n1", "n2")
+    )
+    capacity = ClusterCapacity(nodes=FOUR_NODES, active_pods=others)
+    assert admit(capacity, demand(4, gpus=1)).admitted
+    assert admit(capacity, demand(11, gpus=1)).admitted
+    waiting = admit(capacity, demand(12, gpus=1))
+    assert (waiting.verdict, waiting.reason) == (Verdict.WAIT, "WaitingForCapacity")
+    assert "room for 11 workers now" in waiting.message
+    never = admit(capacity, demand(40, gpus=1))
+    assert (never.verdict, never.reason) == (Verdict.NEVER, "InsufficientCapacity")
+    assert "the cluster has room for 32 workers" in never.message
 
 
 def test_the_gangs_own_pods_do_not_count_against_it() -> None:

@@ -37,14 +37,14 @@ def plan(
     job: TrainingJobSpec | None = None,
     previous: TrainingJobStatus | None = None,
     at: datetime = T0 + timedelta(seconds=10),
-    nodes_that_fit: int | None = None,
+    workers_that_fit: int | None = None,
     admission: Admission | None = ADMITTED,
 ) -> TrainingJobPlan:
     """The plan for `observed`, made as the runtime makes it when capacity was read: the
     gang's admission is `admission` (default: the whole gang fits now)."""
     attempts = observed if isinstance(observed, tuple) else ((observed,) if observed else ())
     seen = ObservedTrainingJob(
-        attempts=attempts, nodes_that_fit=nodes_that_fit, admission=admission
+        attempts=attempts, workers_that_fit=workers_that_fit, admission=admission
     )
     return plan_trainingjob(job or spec(), IDENTITY, previous or TrainingJobStatus(), seen, at)
 
@@ -89,7 +89,7 @@ def test_a_running_jobs_status_does_not_change_between_periods() -> None:
 
 def test_workers_waiting_for_placement_are_pending_with_the_reason() -> None:
     stuck = a_worker(1, WorkerPhase.PENDING, unschedulable_message="0/4 nodes are available")
-    result = plan(an_attempt(0, a_worker(0), stuck), nodes_that_fit=1)
+    result = plan(an_attempt(0, a_worker(0), stuck), workers_that_fit=1)
     assert result.status.phase == "Pending"
     status, reason, message = condition(result, "Scheduled")
     assert (status, reason) == ("False", "Unschedulable")
@@ -101,7 +101,7 @@ def test_workers_waiting_for_placement_are_pending_with_the_reason() -> None:
 def test_a_gang_that_does_not_fit_in_time_is_released_whole() -> None:
     stuck = a_worker(1, WorkerPhase.PENDING, unschedulable_message="Insufficient nvidia.com/gpu")
     later = T0 + timedelta(seconds=301)
-    result = plan(an_attempt(0, a_worker(0), stuck), at=later, nodes_that_fit=1)
+    result = plan(an_attempt(0, a_worker(0), stuck), at=later, workers_that_fit=1)
     assert result.apply is not None
     assert result.apply.suspend
     assert result.apply.gang_released_at == later
@@ -188,7 +188,7 @@ def test_workers_the_job_controller_could_not_create_count_as_not_placed() -> No
 def test_a_worker_that_cannot_be_placed_for_a_missing_volume_says_so() -> None:
     message = '0/4 nodes are available: persistentvolumeclaim "team-checkpoints" not found.'
     stuck = a_worker(1, WorkerPhase.PENDING, unschedulable_message=message)
-    result = plan(an_attempt(0, a_worker(0), stuck), nodes_that_fit=4)
+    result = plan(an_attempt(0, a_worker(0), stuck), workers_that_fit=4)
     status, reason, text = condition(result, "Scheduled")
     assert (status, reason) == ("False", "PersistentVolumeClaimNotFound")
     assert text == f"worker 1 cannot be placed: {message}"

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from plinth.builders.trainingjob import attempt_annotations
 from plinth.handlers.trainingjob import node_ref
-from plinth.status.capacity import ClusterCapacity, nodes_that_fit
+from plinth.status.capacity import ClusterCapacity, free_gpus_by_node, workers_that_fit
 from plinth.status.trainingjob import AttemptToApply
 from plinth.status.trainingjob_observe import observe_nodes, observe_trainingjob
 from plinth.status.trainingjob_observed import AttemptEnd, CarriedCounts, FailureKind, WorkerPhase
@@ -98,15 +98,19 @@ def test_counters_and_gang_times_come_from_the_attempts_annotations() -> None:
     assert [a.attempt for a in observed.attempts] == [0, 3]
 
 
-def test_nodes_that_fit_ignore_the_jobs_own_workers_and_other_gpu_types() -> None:
+def test_workers_that_fit_ignore_the_jobs_own_workers_and_other_gpu_types() -> None:
     nodes = [a_gpu_node("n1"), a_gpu_node("n2"), a_gpu_node("n3", product=A100), a_gpu_node("n4")]
     other = a_pod(0).on_node("n2").in_namespace("team-b").not_owned().build()
     own = a_pod(1).on_node("n1").build()
     capacity = ClusterCapacity(nodes=tuple(nodes), active_pods=(own, other))
-    fit = nodes_that_fit(
-        capacity, gpus=8, gpu_type="NVIDIA-H100-80GB-HBM3", ignore=lambda pod: pod is own
-    )
-    assert fit == 2
+    free = free_gpus_by_node(capacity, ignore=lambda pod: pod is own)
+
+    def fit(gpus: int) -> int:
+        h100 = "NVIDIA-H100-80GB-HBM3"
+        return workers_that_fit(capacity, gpus=gpus, gpu_type=h100, node_selector={}, free=free)
+
+    assert fit(8) == 2
+    assert fit(1) == 16  # workers of 1 GPU share a node: n1 and n4 take 8 each
 
 
 def test_a_replacement_pod_says_how_many_of_its_index_left_before_it() -> None:

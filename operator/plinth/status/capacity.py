@@ -165,15 +165,25 @@ def free_gpus_by_node(capacity: ClusterCapacity, *, ignore: Predicate) -> dict[s
     return free
 
 
-def nodes_that_fit(
+def worker_room(free: Mapping[str, int], nodes: Iterable[Mapping[str, Any]], gpus: int) -> int:
+    """How many workers of `gpus` GPUs each `nodes` can take, given `free` GPUs by node
+    name: a node with F free GPUs takes F // gpus of them (a gang's workers are alike and
+    Plinth sets no anti-affinity, so several may share a node, as kube-scheduler packs them).
+    A worker asking no GPU counts once per node."""
+    if gpus <= 0:
+        return sum(1 for _ in nodes)
+    return sum(max(free.get(node_name(node), 0), 0) // gpus for node in nodes)
+
+
+def workers_that_fit(
     capacity: ClusterCapacity,
     *,
     gpus: int,
     gpu_type: str | None,
-    ignore: Callable[[Mapping[str, Any]], bool],
+    node_selector: Mapping[str, str],
+    free: Mapping[str, int],
 ) -> int:
-    """How many schedulable nodes of `gpu_type` have `gpus` free GPUs, not counting the GPUs
-    of pods for which `ignore` is true (a gang's own workers, released to place it)."""
-    free = free_gpus_by_node(capacity, ignore=ignore)
-    nodes = eligible_nodes(capacity, gpu_type=gpu_type, node_selector={})
-    return sum(1 for node in nodes if free[node_name(node)] >= gpus)
+    """How many workers of `gpus` GPUs the schedulable nodes of `gpu_type` matching
+    `node_selector` can take now, given `free` (`free_gpus_by_node`)."""
+    nodes = eligible_nodes(capacity, gpu_type=gpu_type, node_selector=node_selector)
+    return worker_room(free, nodes, gpus)

@@ -40,6 +40,8 @@ from plinth.status.capacity import (
     eligible_nodes,
     free_gpus_by_node,
     node_name,
+    worker_room,
+    workers_that_fit,
 )
 
 
@@ -139,12 +141,17 @@ def _missing_claims(capacity: ClusterCapacity, demand: GangDemand) -> Admission 
     return Admission(Verdict.NEVER, "PersistentVolumeClaimNotFound", message)
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _never_fits(capacity: ClusterCapacity, demand: GangDemand) -> Admission | None:
-    """NEVER when fewer nodes than the gang needs could hold a worker even if empty."""
+    """NEVER when the eligible nodes, even if empty, could not hold the whole gang."""
     selector = dict(demand.node_selector)
     eligible = eligible_nodes(capacity, gpu_type=demand.gpu_type, node_selector=selector)
-    big_enough = [n for n in eligible if _allocatable_gpus(n) >= demand.gpus]
-    if len(big_enough) >= demand.workers:
+    allocatable = {node_name(n): _allocatable_gpus(n) for n in eligible}
+    room = worker_room(allocatable, eligible, demand.gpus)
+    if room >= demand.workers:
         return None
     if not eligible and selector:
         message = (
@@ -152,10 +159,12 @@ def _never_fits(capacity: ClusterCapacity, demand: GangDemand) -> Admission | No
             f"{_gang_text(demand)}"
         )
         return Admission(Verdict.NEVER, "NoMatchingNodes", message)
+    big_enough = sum(1 for gpus in allocatable.values() if gpus >= demand.gpus)
+    model = f" ({demand.gpu_type})" if demand.gpu_type else ""
     message = (
-        f"needs {_gang_text(demand)}; the cluster has {len(big_enough)} schedulable "
-        f"node{'s' if len(big_enough) != 1 else ''} with {demand.gpus} {GPU_RESOURCE}"
-        + (f" ({demand.gpu_type})" if demand.gpu_type else "")
+        f"needs {_gang_text(demand)}; the cluster has room for {_plural(room, 'worker')} "
+        f"({_plural(big_enough, 'schedulable node')} with {demand.gpus} {GPU_RESOURCE}"
+        f"{model} or more)"
     )
     return Admission(Verdict.NEVER, "InsufficientCapacity", message)
 
@@ -166,21 +175,23 @@ def _allocatable_gpus(node: Mapping[str, object]) -> int:
     return int((status.get("allocatable") or {}).get(GPU_RESOURCE, 0))
 
 
-def _fits_now(capacity: ClusterCapacity, demand: GangDemand, own: Predicate) -> Admission | None:
-    """WAIT when fewer nodes than the gang needs have its GPUs free now (after what other
-    admitted gangs will take)."""
-    selector = dict(demand.node_selector)
-    eligible = {
-        node_name(n)
-        for n in eligible_nodes(capacity, gpu_type=demand.gpu_type, node_selector=selector)
-    }
-    free = free_gpus_by_node(capacity, ignore=own)
-    free_now = sum(1 for name, gpus in free.items() if name in eligible and gpus >= demand.gpus)
-    if free_now >= demand.workers:
+def _fits_now(
+    capacity: ClusterCapacity, demand: GangDemand, free: Mapping[str, int]
+) -> Admission | None:
+    """WAIT when the eligible nodes' free GPUs (after what other admitted gangs will take)
+    hold fewer workers than the gang has."""
+    room = workers_that_fit(
+        capacity,
+        gpus=demand.gpus,
+        gpu_type=demand.gpu_type,
+        node_selector=demand.node_selector,
+        free=free,
+    )
+    if room >= demand.workers:
         return None
     message = (
-        f"needs {_gang_text(demand)}; {free_now} node{'s' if free_now != 1 else ''} "
-        "have them free now. No pod is created until the whole gang fits."
+        f"needs {_gang_text(demand)}; the nodes have room for {_plural(room, 'worker')} "
+        "now. No pod is created until the whole gang fits."
     )
     return Admission(Verdict.WAIT, "WaitingForCapacity", message)
 
@@ -190,13 +201,15 @@ def admit_gang(
     demand: GangDemand,
     *,
     own: Predicate,
+    free: Mapping[str, int] | None = None,
 ) -> Admission:
     """Judge `demand` against the cluster. `own` tells the gang's own pods and Jobs (not
     counted against it: an earlier attempt's pods are going). The same on both placement
     paths: kube-scheduler holds nodes for a PodGroup's pods while it waits for the rest
     (Permit), so gangs created together beyond the cluster could hold each other's nodes;
     Plinth creates only a gang that fits now, and the PodGroup guards the binding against
-    other schedulers."""
+    other schedulers. `free`: `free_gpus_by_node(capacity, ignore=own)`, when the caller
+    has it already."""
     missing = _missing_claims(capacity, demand)
     if missing is not None:
         return missing
@@ -210,7 +223,8 @@ def admit_gang(
     if quota is not None:
         return quota
     if demand.gpus:
-        waiting = _fits_now(capacity, demand, own)
+        free = free_gpus_by_node(capacity, ignore=own) if free is None else free
+        waiting = _fits_now(capacity, demand, free)
         if waiting is not None:
             return waiting
     return ADMITTED

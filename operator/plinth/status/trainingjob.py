@@ -102,7 +102,7 @@ class TrainingJobPlan:
     delete_attempts: tuple[int, ...] = ()
     delete_trainingjob: bool = False
     check_again_after: float | None = None
-    #: Whether the planner wants `nodes_that_fit` looked up (a gang is stuck).
+    #: Whether the planner wants `workers_that_fit` looked up (a gang is stuck).
     wants_capacity: bool = False
     #: Nodes the planner wants read: those of workers whose node may have gone silent.
     wants_nodes: tuple[str, ...] = ()
@@ -468,7 +468,7 @@ def _suspended(apply: AttemptToApply, reason: str, message: str) -> _Outcome:
 
 
 def _gang_message(spec: TrainingJobSpec, observed: ObservedTrainingJob, facts: Facts) -> str:
-    fit = observed.nodes_that_fit
+    fit = observed.workers_that_fit
     fits = f"{fit} fit" if fit is not None else f"{len(facts.placed)} placed"
     detail = next((m.unschedulable_message for m in facts.live if m.unschedulable_message), None)
     return f"needs {gang_shape(spec)}; {fits}" + (f" ({detail})" if detail else "")

@@ -43,7 +43,7 @@ from plinth.api.wellknown import (
     OwnerMeta,
     parse_time,
 )
-from plinth.status.capacity import ClusterCapacity, nodes_that_fit
+from plinth.status.capacity import ClusterCapacity, free_gpus_by_node, workers_that_fit
 from plinth.status.gang_admission import GangDemand, admit_gang
 from plinth.status.trainingjob_observed import (
     AttemptEnd,
@@ -227,7 +227,7 @@ def _worker_order(worker: ObservedWorker) -> tuple[int, datetime, int]:
 def observe_trainingjob(
     jobs: Iterable[Mapping[str, Any]],
     pods: Iterable[Mapping[str, Any]],
-    nodes_that_fit: int | None = None,
+    workers_that_fit: int | None = None,
 ) -> ObservedTrainingJob:
     """Group a TrainingJob's Jobs and pods by attempt."""
     pods_by_attempt: dict[int, list[Mapping[str, Any]]] = {}
@@ -239,7 +239,7 @@ def observe_trainingjob(
             key=lambda a: a.attempt,
         )
     )
-    return ObservedTrainingJob(attempts=attempts, nodes_that_fit=nodes_that_fit)
+    return ObservedTrainingJob(attempts=attempts, workers_that_fit=workers_that_fit)
 
 
 def observe_node(name: str, node: Mapping[str, Any] | None) -> ObservedNode:
@@ -285,16 +285,22 @@ def with_reads(
     capacity: ClusterCapacity | None,
     objects: Mapping[ObjectRef, Mapping[str, Any] | None] | None,
 ) -> ObservedTrainingJob:
-    """The observations, with what the runtime read because a first plan asked: how many
-    nodes could take a worker and whether the whole gang may be created now (the job's own
-    workers do not count: they would be released to place the gang), and the Nodes of
-    suspect workers."""
+    """The observations, with what the runtime read because a first plan asked: how many of
+    the gang's workers the nodes could take now and whether the whole gang may be created
+    now (the job's own workers do not count: they would be released to place the gang),
+    and the Nodes of suspect workers."""
     if capacity is not None:
         own = _belongs_to(owner)
-        gpus, gpu_type = demand.gpus, demand.gpu_type
-        fit = nodes_that_fit(capacity, gpus=gpus, gpu_type=gpu_type, ignore=own)
-        admission = admit_gang(capacity, demand, own=own)
-        observed = replace(observed, nodes_that_fit=fit, admission=admission)
+        free = free_gpus_by_node(capacity, ignore=own)
+        fit = workers_that_fit(
+            capacity,
+            gpus=demand.gpus,
+            gpu_type=demand.gpu_type,
+            node_selector=demand.node_selector,
+            free=free,
+        )
+        admission = admit_gang(capacity, demand, own=own, free=free)
+        observed = replace(observed, workers_that_fit=fit, admission=admission)
     if objects is not None:
         observed = replace(observed, nodes=observe_nodes(objects))
     return observed

@@ -192,8 +192,8 @@ class ObservedTrainingJob:
     """Everything observed for one TrainingJob, newest attempt last."""
 
     attempts: tuple[ObservedAttempt, ...] = ()
-    #: How many nodes could take one worker right now; None when not looked up.
-    nodes_that_fit: int | None = None
+    #: How many of the gang's workers the nodes could take right now; None when not looked up.
+    workers_that_fit: int | None = None
     #: The Nodes of suspect workers, by name, when a plan asked for them (None: not read).
     nodes: Mapping[str, ObservedNode] | None = None
     #: Whether the whole gang of a new attempt may be created now (None: not judged).
