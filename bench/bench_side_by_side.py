@@ -3,10 +3,12 @@
 The same burst (default: 200 jobs x 4 workers x 1 GPU on 100 kwok nodes x 8 GPUs, workers
 kept Running by kwok with the annotation devcluster.plinth.dev/run-forever) is measured
 
-- `floor`: the children Plinth renders for each TrainingJob (`render_trainingjob`: the
-  Indexed Job, the headless Service and the metrics-token Secret, without their owner
-  reference, which would point at no object) created directly, no operator. The Job is
-  created first, then the Service and the Secret: the fastest a client can go;
+- `floor`: the children Plinth renders for each TrainingJob on that cluster
+  (`render_trainingjob`: the Indexed Job, the headless Service, the metrics-token Secret,
+  and the PodGroup where the cluster serves the PodGroup API, as the emulated cluster does;
+  without their owner reference, which would point at no object) created directly, no
+  operator. The PodGroup and the Job are created first, then the Service and the Secret:
+  the fastest a client can go;
 - `plinth`: TrainingJobs, with Plinth's operator running (`bench_trainingjob.start_operator`);
 - `kubeflow`: Kubeflow PyTorchJobs (1 master + 3 workers), with the Kubeflow training
   operator v1.8.1 (the `kubeflow` add-on of the emulated cluster) given as many reconcile
@@ -71,7 +73,9 @@ from bench_trainingjob import (
     start_operator,
     trainingjob,
 )
+from plinth.api.wellknown import POD_GROUP_API_VERSION
 from plinth.builders.trainingjob import render_trainingjob
+from plinth.kube.client import Kube
 from plinth_devcluster import kubeflow
 from plinth_devcluster.versions import KUBEFLOW_TRAINING
 from plinth_devcluster.waiting import wait_for
@@ -162,25 +166,33 @@ def names(shape: Shape) -> list[str]:
     return [f"job-{i:04d}" for i in range(shape.jobs)]
 
 
-def floor_children(name: str, shape: Shape) -> list[dict[str, Any]]:
-    """What Plinth renders for the TrainingJob `name`, the Job first, without owners."""
-    rendered = render_trainingjob(trainingjob(name, shape.workers, shape.gpus_per_worker))
+def floor_children(name: str, shape: Shape, scheduler_gangs: bool) -> list[dict[str, Any]]:
+    """What Plinth renders for the TrainingJob `name`, the PodGroup and Job first, without
+    owners."""
+    document = trainingjob(name, shape.workers, shape.gpus_per_worker)
     children = []
-    for manifest in rendered:
+    for manifest in render_trainingjob(document, scheduler_gangs=scheduler_gangs):
         child = copy.deepcopy(dict(manifest))
         child["metadata"].pop("ownerReferences", None)
         children.append(child)
-    return sorted(children, key=lambda child: child["kind"] != "Job")
+    first = ("PodGroup", "Job")
+    return sorted(children, key=lambda c: first.index(c["kind"]) if c["kind"] in first else 2)
 
 
 def create_floor(api: client.ApiClient, shape: Shape) -> dict[str, float]:
     batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
+    custom = client.CustomObjectsApi(api)
+    group, version = POD_GROUP_API_VERSION.split("/")
     creators: dict[str, Callable[[dict[str, Any]], object]] = {
+        "PodGroup": lambda m: custom.create_namespaced_custom_object(
+            group, version, NAMESPACE, "podgroups", m
+        ),
         "Job": lambda m: batch.create_namespaced_job(NAMESPACE, m),  # type: ignore[arg-type]
         "Service": lambda m: core.create_namespaced_service(NAMESPACE, m),  # type: ignore[arg-type]
         "Secret": lambda m: core.create_namespaced_secret(NAMESPACE, m),  # type: ignore[arg-type]
     }
-    rendered = {name: floor_children(name, shape) for name in names(shape)}
+    gangs = Kube(api).serves(POD_GROUP_API_VERSION, "PodGroup")
+    rendered = {name: floor_children(name, shape, gangs) for name in names(shape)}
 
     def create(name: str) -> tuple[str, float]:
         first: float | None = None
@@ -255,8 +267,10 @@ def burst(
 def run_floor(shape: Shape, options: Options, state: Path) -> dict[str, Any]:
     with fresh_cluster(shape, state) as cluster, devcluster.api_client(cluster.kubeconfig) as api:
         load = load_average()
+        gangs = Kube(api).serves(POD_GROUP_API_VERSION, "PodGroup")
+        writes = len(floor_children(names(shape)[0], shape, gangs))
         figures = burst(api, shape, PLINTH_LABEL, create_floor, options.timeout)
-    return {"mode": "floor", "load_average_at_start": load, "writes_per_job": 3, **figures}
+    return {"mode": "floor", "load_average_at_start": load, "writes_per_job": writes, **figures}
 
 
 def steady_requests(count: Callable[[], float], minutes: float) -> dict[str, float]:

@@ -58,12 +58,17 @@ def kubectl_json(cluster: ClusterInfo, *args: str) -> Any:
     return json.loads(kubectl(cluster, *args, "-o", "json").stdout)
 
 
-def event_reasons(cluster: ClusterInfo, namespace: str, name: str) -> set[str]:
-    """Reasons of the Events recorded on the object called `name`."""
+def events_of(cluster: ClusterInfo, namespace: str, name: str) -> list[dict[str, Any]]:
+    """The Events recorded on the object called `name`, as kubectl prints them."""
     events = kubectl_json(
         cluster, "-n", namespace, "get", "events", "--field-selector", f"involvedObject.name={name}"
     )
-    return {str(event["reason"]) for event in events["items"]}
+    return list(events["items"])
+
+
+def event_reasons(cluster: ClusterInfo, namespace: str, name: str) -> set[str]:
+    """Reasons of the Events recorded on the object called `name`."""
+    return {str(event["reason"]) for event in events_of(cluster, namespace, name)}
 
 
 def install_crds(cluster: ClusterInfo) -> None:

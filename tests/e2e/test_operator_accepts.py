@@ -16,7 +16,7 @@ from tests.plinth_testing import (
     EXAMPLES_DIR,
     OperatorProcess,
     condition,
-    event_reasons,
+    events_of,
     http_get,
     kubectl,
     kubectl_json,
@@ -162,10 +162,15 @@ def test_accepted_transition_is_an_event(
     kubectl(cluster, "-n", namespace, "apply", "-f", str(example))
     _kind, name = resources_in(example)[0]
 
-    def has_event() -> bool:
-        return "SpecValid" in event_reasons(cluster, namespace, name)
+    def accepted_events() -> list[dict[str, Any]]:
+        events = events_of(cluster, namespace, name)
+        return [e for e in events if "Accepted=True: " in e["message"]]
 
-    wait_for(has_event, what="a SpecValid event", timeout=30)
+    wait_for(lambda: bool(accepted_events()), what="an Event recording Accepted=True", timeout=30)
+    (event,) = accepted_events()
+    # Created in the same status update: one Normal Event records both, named after the last
+    assert (event["type"], event["reason"]) == ("Normal", "AttemptCreated")
+    assert "Created=True: Attempt 0 is Job" in event["message"]
 
 
 def test_probes_and_metrics(

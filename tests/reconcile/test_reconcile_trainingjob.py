@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+import plinth.runtime.reconciler as reconciler_module
 from plinth.api.wellknown import (
     LABEL_ROLE,
     LABEL_TRAININGJOB,
@@ -153,7 +154,7 @@ def test_a_new_trainingjob_gets_owned_children_a_status_and_an_event(rig: Reconc
         ("apply", "Secret/llm-metrics-token"),
         ("apply", "Job/llm-r0"),
         ("status", "TrainingJob/llm"),
-        ("event", "SpecValid"),
+        ("event", "AttemptCreated"),
     ]
     assert child_names(rig, "llm") == expected_children("llm")
     for (api_version, kind), pattern in CHILDREN.items():
@@ -173,14 +174,46 @@ def test_a_new_trainingjob_gets_owned_children_a_status_and_an_event(rig: Reconc
     generation = job["metadata"]["generation"]
     assert job["status"]["phase"] == "Pending"
     assert job["status"]["observedGeneration"] == generation
-    accepted, creating = condition(job, "Accepted"), condition(job, "Created")
+    accepted, created_ = condition(job, "Accepted"), condition(job, "Created")
     assert (accepted["status"], accepted["reason"]) == ("True", "SpecValid")
-    assert (creating["status"], creating["reason"]) == ("False", "Creating")
+    # the status is written after the children: the attempt it names exists
+    assert (created_["status"], created_["reason"]) == ("True", "AttemptCreated")
     assert accepted["observedGeneration"] == generation
-    # An Event per transition; a condition that first appears False (Created, while the
-    # attempt is being made) is no transition.
-    events = rig.events("llm")
-    assert [(e.type, e.reason) for e in events] == [("Normal", "SpecValid")]
+    # One Normal Event for the status update's transitions, named after the last
+    (event,) = rig.events("llm")
+    assert (event.type, event.reason) == ("Normal", "AttemptCreated")
+    assert event.message == (
+        "Accepted=True: The spec is valid and the operator is acting on it.; "
+        "Created=True: Attempt 0 is Job llm-r0."
+    )
+
+
+def test_a_status_update_already_superseded_waits_for_the_next_reconcile(
+    rig: ReconcileRig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a burst, a status that newer queued events make stale is not written; the next
+    reconcile writes the newer one, with the transitions of both in its Event. A status
+    held back for STATUS_HOLD_SECONDS is written even if superseded."""
+    create_unplaceable(rig, "llm")
+
+    rig.reconcile(TJ, "llm", superseded=True)
+
+    assert rig.writes_of("status", "event") == []
+    assert child_names(rig, "llm") == expected_children("llm")  # the children are written
+    assert "status" not in rig.owner(TJ, "llm")
+
+    rig.reconcile(TJ, "llm")
+
+    assert rig.writes_of("status") == ["TrainingJob/llm"]
+    assert condition(rig.owner(TJ, "llm"), "Created")["status"] == "True"
+    (event,) = rig.events("llm")
+    assert "Accepted=True" in event.message and "Created=True" in event.message
+
+    create_unplaceable(rig, "gpt")
+    rig.reconcile(TJ, "gpt", superseded=True)
+    monkeypatch.setattr(reconciler_module, "STATUS_HOLD_SECONDS", 0.0)
+    rig.reconcile(TJ, "gpt", superseded=True)
+    assert rig.writes_of("status") == ["TrainingJob/gpt"]
 
 
 def test_reconciling_again_rewrites_nothing_and_repeats_no_event(rig: ReconcileRig) -> None:

@@ -9,8 +9,9 @@ from decimal import Decimal
 from typing import Any
 
 from plinth.api.wellknown import GPU_RESOURCE, JOB_NAME_LABEL, LABEL_TRAININGJOB, format_time
+from plinth.kube.carry_out import AdmissionBook
 from plinth.kube.quota import pod_quota_demand, quota_room
-from plinth.status.capacity import ClusterCapacity
+from plinth.status.capacity import ClusterCapacity, free_gpus_by_node, gang_job_usage, pod_usage
 from plinth.status.gang_admission import Admission, GangDemand, Verdict, admit_gang
 from plinth.status.placement import container_problem, unschedulable_cause
 from tests.support.factories import T0, a_gpu_node, a_pod, a_trainingjob
@@ -180,3 +181,39 @@ def test_a_claim_the_workers_mount_that_does_not_exist_is_named_before_any_pod()
     assert verdict.message.startswith('persistentvolumeclaim "team-checkpoints" not found')
     present = replace(missing, claims=frozenset({"team-checkpoints"}))
     assert admit(present, gang).admitted
+
+
+def test_counting_trimmed_pods_and_jobs_gives_what_counting_whole_ones_does() -> None:
+    """The operator's watched cache keeps only what counting reads (pod_usage,
+    gang_job_usage): the free GPUs it counts are the same as from whole objects."""
+    pods = (
+        busy("n0"),
+        a_pod(0).on_node("n1").with_gpus(3).in_namespace("team-b").not_owned().build(),
+        a_pod(1).on_node(None).build(),
+        a_pod(2).on_node(None).with_condition("PodScheduled", status="False").build(),
+    )
+    jobs = (admitted_gang_job("earlier", 2), admitted_gang_job("held", 1, suspend=True))
+    whole = ClusterCapacity(FOUR_NODES, pods, gang_jobs=jobs)
+    trimmed = ClusterCapacity(
+        FOUR_NODES,
+        tuple(pod_usage(p) for p in pods),
+        gang_jobs=tuple(gang_job_usage(j) for j in jobs),
+    )
+    for ignore in (not_own, lambda _: False):
+        assert free_gpus_by_node(trimmed, ignore=ignore) == free_gpus_by_node(whole, ignore=ignore)
+    assert free_gpus_by_node(whole, ignore=not_own) == {"n0": 0, "n1": 5, "n2": 0, "n3": 0}
+
+
+def test_a_gang_booked_as_admitted_holds_its_gpus_until_read_unsuspended() -> None:
+    """Admissions are booked before their writes go out: the next gang counts a booked Job
+    not yet read, or read still suspended, as admitted."""
+    book = AdmissionBook()
+    first = admitted_gang_job("first", 2)
+    book.book([first])
+    capacity = ClusterCapacity(FOUR_NODES, (), gang_jobs=book.over(()))
+    assert admit(capacity, demand(3)).verdict == Verdict.WAIT
+    suspended = admitted_gang_job("first", 2, suspend=True)
+    assert admit(
+        ClusterCapacity(FOUR_NODES, (), gang_jobs=book.over([suspended])), demand(3)
+    ).verdict == (Verdict.WAIT)
+    assert admit(ClusterCapacity(FOUR_NODES, (), gang_jobs=(suspended,)), demand(3)).admitted

@@ -605,10 +605,14 @@ def attempt_changes(
 # --------------------------------------------------------------------------------------
 
 
-def render_trainingjob(resource: Mapping[str, Any]) -> list[Manifest]:
+def render_trainingjob(
+    resource: Mapping[str, Any], *, scheduler_gangs: bool = False
+) -> list[Manifest]:
     """The children `plinth render` prints for a TrainingJob document: its first attempt as
     the operator applies it, with placeholders for what exists only in a cluster (uid,
-    metrics URL). The Secret shows the placeholder token: render never makes a real one."""
+    metrics URL). The Secret shows the placeholder token: render never makes a real one.
+    `scheduler_gangs`: as on a cluster that serves the PodGroup API (a multi-worker gang
+    gets a PodGroup)."""
     metadata = resource.get("metadata") or {}
     spec = parse_spec("TrainingJob", resource.get("spec") or {})
     owner = rendered_owner(TRAINING_JOB.kind, metadata)
@@ -617,5 +621,6 @@ def render_trainingjob(resource: Mapping[str, Any]) -> list[Manifest]:
         attempt=initial_attempt(spec, TrainingJobStatus(), window_start=None),
         metrics_base_url=PLACEHOLDER_METRICS_BASE_URL,
         token=PLACEHOLDER_TOKEN,
+        scheduler_gangs=scheduler_gangs,
     )
     return build_trainingjob_children(spec, context).manifests()

@@ -11,15 +11,20 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from plinth.api.wellknown import LABEL_TRAININGJOB, ObjectRef
 from plinth.kube.client import Kube
 from plinth.kube.quota import quota_room
-from plinth.status.capacity import ClusterCapacity
+from plinth.status.capacity import (
+    FINISHED_POD_PHASES,
+    RESERVATION_SECONDS,
+    ClusterCapacity,
+    gang_job_usage,
+)
 from plinth.status.plan import Plan
 
 
@@ -55,42 +60,155 @@ class ListCache:
         default_factory=dict
     )
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _listing: set[tuple[str, str, str]] = field(default_factory=set)
 
     def list(
         self, kube: Kube, api_version: str, kind: str, namespace: str, max_age: float
     ) -> tuple[Mapping[str, Any], ...]:
         """The objects of `kind` (in `namespace`; "" for cluster-scoped ones), listed
-        again when the kept list is older than `max_age` seconds."""
+        again when the kept list is older than `max_age` seconds. While one thread lists
+        again, the others are given the list kept (until one is kept, each lists)."""
         key = (api_version, kind, namespace)
         with self._lock:
             listed_at, items = self._lists.get(key, (-math.inf, ()))
-            if time.monotonic() - listed_at > max_age:
-                items = tuple(kube.list_objects(api_version, kind, namespace=namespace or None))
-                self._lists[key] = (time.monotonic(), items)
-            return items
+            fresh = time.monotonic() - listed_at <= max_age
+            if fresh or (key in self._listing and key in self._lists):
+                return items
+            self._listing.add(key)
+        try:
+            items = tuple(kube.list_objects(api_version, kind, namespace=namespace or None))
+        finally:
+            with self._lock:
+                self._listing.discard(key)
+        with self._lock:
+            self._lists[key] = (time.monotonic(), items)
+        return items
+
+
+class UsageSource(Protocol):
+    """What holds the nodes' resources now, for counting free GPUs."""
+
+    def active_pods(self) -> tuple[Mapping[str, Any], ...]:
+        """Every pod in the cluster not Succeeded or Failed."""
+        ...
+
+    def gang_jobs(self) -> tuple[Mapping[str, Any], ...]:
+        """Every attempt Job of a TrainingJob, in every namespace, with those just admitted
+        (`admitted`) counted unsuspended."""
+        ...
+
+    def admitted(self, jobs: Sequence[Mapping[str, Any]]) -> None:
+        """`jobs` (attempt Jobs or merge patches of them) are about to be written
+        unsuspended: count them as admitted from now on, before the API server has them."""
+        ...
+
+
+ObjectKey = tuple[str, str]
+
+
+def _object_key(obj: Mapping[str, Any]) -> ObjectKey:
+    metadata = obj["metadata"]
+    return (str(metadata.get("namespace", "")), str(metadata["name"]))
+
+
+def _as_admitted(job: Mapping[str, Any]) -> dict[str, Any]:
+    """`job` as it is once unsuspended, before the Job controller starts it."""
+    return {**job, "spec": {**(job.get("spec") or {}), "suspend": False}, "status": {}}
+
+
+@dataclass
+class AdmissionBook:
+    """Attempt Jobs admitted by this operator, counted unsuspended from the moment of the
+    decision until what is read (a list or a watch) shows them so, for at most the
+    reservation time. Admissions are decided one at a time and booked here before their
+    writes are sent, so the writes of many admissions go out at once while no two gangs
+    count the same free GPUs; a write that fails leaves a reservation that lapses."""
+
+    _admitted: dict[ObjectKey, tuple[dict[str, Any], float]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def book(self, jobs: Sequence[Mapping[str, Any]]) -> None:
+        until = time.monotonic() + RESERVATION_SECONDS
+        with self._lock:
+            for job in jobs:
+                self._admitted[_object_key(job)] = (_as_admitted(gang_job_usage(job)), until)
+
+    def over(self, read: Sequence[Mapping[str, Any]]) -> tuple[Mapping[str, Any], ...]:
+        """The Jobs `read`, with those booked and not yet read unsuspended counted so."""
+        jobs = {_object_key(job): job for job in read}
+        now = time.monotonic()
+        with self._lock:
+            for key in [key for key, (_, until) in self._admitted.items() if until <= now]:
+                del self._admitted[key]
+            booked = dict(self._admitted)
+        for key, (job, _) in booked.items():
+            seen = jobs.get(key)
+            if seen is None:
+                jobs[key] = job
+            elif (seen.get("spec") or {}).get("suspend"):
+                jobs[key] = _as_admitted(seen)
+        return tuple(jobs.values())
+
+
+@dataclass(frozen=True)
+class ListedUsage:
+    """Usage listed from the API server at each read: two list calls of every active pod
+    and attempt Job per admission. The operator uses its watches instead where they see the
+    whole cluster (`runtime.node_usage`); this is for an operator that watches only some
+    namespaces, whose GPUs other namespaces' pods hold too."""
+
+    kube: Kube
+    book: AdmissionBook = field(default_factory=AdmissionBook)
+
+    def active_pods(self) -> tuple[Mapping[str, Any], ...]:
+        selector = ",".join(f"status.phase!={phase}" for phase in sorted(FINISHED_POD_PHASES))
+        return tuple(self.kube.list_objects("v1", "Pod", field_selector=selector))
+
+    def gang_jobs(self) -> tuple[Mapping[str, Any], ...]:
+        listed = self.kube.list_objects("batch/v1", "Job", label_selector=LABEL_TRAININGJOB)
+        return self.book.over(listed)
+
+    def admitted(self, jobs: Sequence[Mapping[str, Any]]) -> None:
+        self.book.book(jobs)
+
+
+def unsuspended_jobs(plan: Plan[Any]) -> list[Mapping[str, Any]]:
+    """The attempt Jobs `plan` writes unsuspended (applied or merge-patched)."""
+    return [
+        manifest
+        for manifest in (*plan.children.apply, *plan.children.patch)
+        if manifest.get("kind") == "Job" and (manifest.get("spec") or {}).get("suspend") is False
+    ]
+
+
+def _shape(
+    kube: Kube, namespace: str, cache: ListCache
+) -> tuple[tuple[Mapping[str, Any], ...], ...]:
+    """The Nodes, and the ResourceQuotas and PersistentVolumeClaims of `namespace`."""
+    return (
+        cache.list(kube, "v1", "Node", "", NODES_MAX_AGE_SECONDS),
+        cache.list(kube, "v1", "ResourceQuota", namespace, NAMESPACED_MAX_AGE_SECONDS),
+        cache.list(kube, "v1", "PersistentVolumeClaim", namespace, NAMESPACED_MAX_AGE_SECONDS),
+    )
+
+
+def prefetch_capacity(kube: Kube, namespace: str, cache: ListCache) -> None:
+    """List into `cache` what `read_capacity` will read from it, where its lists are old:
+    called before admissions are serialised, so none waits for another's list call."""
+    _shape(kube, namespace, cache)
 
 
 def read_capacity(
-    kube: Kube, namespace: str, *, usage: bool = True, cache: ListCache | None = None
+    kube: Kube, namespace: str, *, usage: UsageSource | None, cache: ListCache
 ) -> ClusterCapacity:
-    """The Nodes, the ResourceQuotas and PersistentVolumeClaims of `namespace` (from `cache`
-    when given, at most a few seconds old), and with `usage` what holds the nodes'
-    resources now: every pod not Succeeded or Failed and every attempt Job of a
-    TrainingJob (always listed fresh)."""
-    cache = cache or ListCache()
-    selector = "status.phase!=Succeeded,status.phase!=Failed"
-    claims = cache.list(kube, "v1", "PersistentVolumeClaim", namespace, NAMESPACED_MAX_AGE_SECONDS)
-    quotas = cache.list(kube, "v1", "ResourceQuota", namespace, NAMESPACED_MAX_AGE_SECONDS)
+    """The Nodes, the ResourceQuotas and PersistentVolumeClaims of `namespace` (from
+    `cache`, at most a few seconds old), and, from `usage` (None: not read), what holds the
+    nodes' resources now: every active pod and every attempt Job of a TrainingJob."""
+    nodes, quotas, claims = _shape(kube, namespace, cache)
     return ClusterCapacity(
-        nodes=cache.list(kube, "v1", "Node", "", NODES_MAX_AGE_SECONDS),
-        active_pods=(
-            tuple(kube.list_objects("v1", "Pod", field_selector=selector)) if usage else ()
-        ),
-        gang_jobs=(
-            tuple(kube.list_objects("batch/v1", "Job", label_selector=LABEL_TRAININGJOB))
-            if usage
-            else ()
-        ),
+        nodes=nodes,
+        active_pods=usage.active_pods() if usage is not None else (),
+        gang_jobs=usage.gang_jobs() if usage is not None else (),
         quotas=tuple(quota_room(q) for q in quotas),
         claims=frozenset(claim["metadata"]["name"] for claim in claims),
         read_at=datetime.now(UTC),

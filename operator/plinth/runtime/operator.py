@@ -27,6 +27,7 @@ from plinth.api.wellknown import POD_GROUP_API_VERSION, ObjectRef
 from plinth.intake.auth import load_issuer
 from plinth.intake.book import ReportBook
 from plinth.intake.server import Intake
+from plinth.kube.carry_out import ListedUsage, UsageSource
 from plinth.kube.client import Kube, load_api_client
 from plinth.runtime.adapter import OperatorSettings
 from plinth.runtime.http import ProbeState, start_probe_server, stop_probe_server
@@ -37,6 +38,7 @@ from plinth.runtime.metrics import (
     initialise_kinds,
     observe_reconcile,
 )
+from plinth.runtime.node_usage import WatchedUsage, register_usage_indexes
 from plinth.runtime.peering import PeeringPause
 from plinth.runtime.podrole import keep_role_label, own_pod
 from plinth.runtime.reconciler import AnyAdapter, Reconciler
@@ -114,6 +116,7 @@ class Operator:
         self.book.forget((namespace, name))
         if self.reconciler is not None:
             self.reconciler.readings.forget((kind, namespace, name))
+            self.reconciler.held.release((kind, namespace, name))
         if self.queue is not None:
             self.queue.forget((kind, namespace, name))
 
@@ -142,10 +145,15 @@ class Operator:
         snapshot = self.store.snapshot(kind, adapter.child_sources, (namespace, name))
         if snapshot is None or self.reconciler is None:
             return None
+        queue, reconciler = self.queue, self.reconciler
         with observe_reconcile(kind):
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(
-                self.executor, self.reconciler.reconcile, adapter, snapshot
+                self.executor,
+                reconciler.reconcile,
+                adapter,
+                snapshot,
+                lambda: queue is not None and queue.superseded(key),
             )
 
     async def _persist_reports(self, namespace: str, name: str) -> bool:
@@ -157,6 +165,13 @@ class Operator:
     def _on_report(self, namespace: str, name: str) -> None:
         if self.queue is not None:
             self.queue.add_after(("TrainingJob", namespace, name), REPORT_BATCH_SECONDS)
+
+    def _usage_source(self, indices: Mapping[str, Any], kube: Kube) -> UsageSource:
+        """The watches when they see every namespace; else list (other namespaces' pods
+        hold GPUs too)."""
+        if _watched_namespaces(self.options):
+            return ListedUsage(kube)
+        return WatchedUsage(indices)
 
     async def start(self, indices: Mapping[str, Any]) -> None:
         """Start reconciling, then serving: the intake answers from its first request.
@@ -178,7 +193,11 @@ class Operator:
             scheduler_gangs=scheduler_gangs,
         )
         self.reconciler = Reconciler(
-            kube=self.kube, settings=settings, book=self.book, find_object=self.find_object
+            kube=self.kube,
+            settings=settings,
+            book=self.book,
+            find_object=self.find_object,
+            usage=self._usage_source(indices, self.kube),
         )
         self.executor = ThreadPoolExecutor(RECONCILE_WORKERS, thread_name_prefix="reconcile")
         self.queue = WorkQueue(
@@ -239,7 +258,10 @@ def build_registry(operator: Operator, ready_flag: asyncio.Event) -> kopf.Operat
     """Kopf's registry for `operator`: generated kind handlers plus start-up and clean-up;
     /readyz turns ready when Kopf sets `ready_flag` (every watch started)."""
     registry = kopf.OperatorRegistry()
-    index_names = register_kinds(registry, operator.adapters, operator.enqueue, operator.forget)
+    index_names = (
+        *register_kinds(registry, operator.adapters, operator.enqueue, operator.forget),
+        *register_usage_indexes(registry),
+    )
 
     async def mark_ready() -> None:
         await ready_flag.wait()

@@ -11,6 +11,7 @@ Returns when to look again (at most the resync period).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -19,7 +20,15 @@ from typing import Any
 from plinth.api.v1alpha1 import InvalidSpecError, InvalidStatusError, parse_spec, parse_status
 from plinth.api.wellknown import ObjectRef, OwnerMeta, parse_time
 from plinth.intake.book import ReportBook
-from plinth.kube.carry_out import ListCache, carry_out, read_capacity
+from plinth.kube.carry_out import (
+    ListCache,
+    ListedUsage,
+    UsageSource,
+    carry_out,
+    prefetch_capacity,
+    read_capacity,
+    unsuspended_jobs,
+)
 from plinth.kube.client import Kube, NamespaceTerminatingError
 from plinth.kube.podmetrics import read_pods
 from plinth.runtime.adapter import KindAdapter, OperatorSettings, PlanInputs
@@ -31,6 +40,12 @@ from plinth.status.plan import Plan, PodReading
 RESYNC_SECONDS = 300.0
 #: A plan may ask for more than once (an object read reveals which pods to ask).
 MAX_READ_ROUNDS = 3
+#: A status update already superseded (newer events of the resource are queued: its own
+#: children's, or its pods moving on) is held back for the next reconcile, which writes
+#: what those events changed, for at most this many seconds (then it is written anyway).
+#: In a burst each status patch and Event is a write the API server must make beside the
+#: pods' own; intermediate states no one could read before they changed are not written.
+STATUS_HOLD_SECONDS = 5.0
 
 AnyAdapter = KindAdapter[Any, Any, Any]
 #: Finds an object by reference (uid empty): the operator's cache first, else the API server.
@@ -68,6 +83,29 @@ class PodReadings:
             self._last.pop(key, None)
 
 
+@dataclass
+class HeldStatuses:
+    """Since when each resource's status update has been held back (monotonic seconds)."""
+
+    _since: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def hold(self, key: tuple[str, str, str]) -> bool:
+        """Whether `key`'s update may be held back once more (and note that it is)."""
+        now = time.monotonic()
+        with self._lock:
+            since = self._since.setdefault(key, now)
+        return now - since < STATUS_HOLD_SECONDS
+
+    def release(self, key: tuple[str, str, str]) -> None:
+        with self._lock:
+            self._since.pop(key, None)
+
+
+def never_superseded() -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class Reconciler:
     """Reconciles snapshots of any kind through the kube layer."""
@@ -82,6 +120,17 @@ class Reconciler:
     admission_lock: threading.Lock = field(default_factory=threading.Lock)
     #: Nodes, quotas and claims, kept a few seconds for every capacity read.
     lists: ListCache = field(default_factory=ListCache)
+    #: What holds the nodes' GPUs (None: listed from the API server at each read).
+    usage: UsageSource | None = None
+    held: HeldStatuses = field(default_factory=HeldStatuses)
+
+    def __post_init__(self) -> None:
+        if self.usage is None:  # frozen: the default depends on `kube`
+            object.__setattr__(self, "usage", ListedUsage(self.kube))
+
+    def _usage(self) -> UsageSource:
+        assert self.usage is not None  # set in __post_init__
+        return self.usage
 
     def _previous_status(self, adapter: AnyAdapter, body: Any) -> Any:
         try:
@@ -98,9 +147,9 @@ class Reconciler:
         """What `plan` asks for that `inputs` lack, read now."""
         reads: dict[str, Any] = {}
         if plan.wants_capacity and inputs.capacity is None:
-            namespace, usage = inputs.owner.namespace, plan.wants_capacity_usage
-            capacity = read_capacity(self.kube, namespace, usage=usage, cache=self.lists)
-            reads["capacity"] = capacity
+            reads["capacity"] = read_capacity(
+                self.kube, inputs.owner.namespace, usage=self._usage(), cache=self.lists
+            )
         if plan.wants_objects and inputs.objects is None:
             reads["objects"] = {ref: self._find(ref) for ref in plan.wants_objects}
         if plan.wants_from_pods and inputs.pod_reading is None:
@@ -125,20 +174,30 @@ class Reconciler:
         self, adapter: AnyAdapter, inputs: PlanInputs[Any, Any, Any]
     ) -> Plan[Any]:
         """Plan (reading what the plan asks for) and write the children. A plan that reads
-        what holds the nodes (to admit a gang onto free GPUs) is made and written under the
-        admission lock, so the next one reads capacity that counts it."""
+        what holds the nodes (to admit a gang onto free GPUs) is made under the admission
+        lock, and what it admits is booked before the lock is let go, so the next one counts
+        it; the writes go out after, beside other reconciles' writes."""
         first = adapter.plan(inputs)
-        if first.wants_capacity and first.wants_capacity_usage:
+        if first.wants_capacity:
+            prefetch_capacity(self.kube, inputs.owner.namespace, self.lists)
             with self.admission_lock:
                 plan = self._plan(adapter, inputs, first)
-                carry_out(self.kube, inputs.owner.ref, plan)
+                self._usage().admitted(unsuspended_jobs(plan))
+            carry_out(self.kube, inputs.owner.ref, plan)
             return plan
         plan = self._plan(adapter, inputs, first)
         carry_out(self.kube, inputs.owner.ref, plan)
         return plan
 
-    def reconcile(self, adapter: AnyAdapter, snapshot: Snapshot) -> float | None:
-        """Reconcile one resource; returns seconds until it should be looked at again."""
+    def reconcile(
+        self,
+        adapter: AnyAdapter,
+        snapshot: Snapshot,
+        superseded: Callable[[], bool] = never_superseded,
+    ) -> float | None:
+        """Reconcile one resource; returns seconds until it should be looked at again.
+        `superseded()` tells whether newer events of the resource are already queued: its
+        status update is then held back (STATUS_HOLD_SECONDS)."""
         body = snapshot.owner
         if body["metadata"].get("deletionTimestamp"):
             return None
@@ -167,5 +226,10 @@ class Reconciler:
 
         if plan.delete_owner:
             return None
+        again = min(plan.check_again_after or RESYNC_SECONDS, RESYNC_SECONDS)
+        changed = plan.status != previous
+        if changed and not plan.events and superseded() and self.held.hold(owner.ref.key):
+            return again  # the queued reconcile writes it, with what the events changed
+        self.held.release(owner.ref.key)
         writer.write(owner.ref, previous, plan.status, adapter.warning_conditions, plan.events)
-        return min(plan.check_again_after or RESYNC_SECONDS, RESYNC_SECONDS)
+        return again

@@ -1,5 +1,8 @@
-"""The one status writer: patch a resource's status when it changed, and record one Event
-per condition transition (Warning for the kind's failure-like conditions, Normal otherwise).
+"""The one status writer: patch a resource's status when it changed, and record its
+condition transitions as Events: each failure-like one (the kind's warning conditions) in a
+Warning of its own, the others of one status update together in one Normal Event, named
+after the last of them (a TrainingJob's creation records Accepted and Created in one Event,
+not two: every Event is a write to the API server, and a burst of jobs pays for each).
 """
 
 from __future__ import annotations
@@ -7,11 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from plinth.api.v1alpha1 import ConditionStatus, StatusModel
+from plinth.api.v1alpha1 import Condition, ConditionStatus, StatusModel
 from plinth.api.wellknown import ObjectRef
 from plinth.kube.client import Kube
 from plinth.status.conditions import transitions
 from plinth.status.plan import EventToPost
+
+
+def _described(condition: Condition) -> str:
+    return f"{condition.type}={condition.status.value}: {condition.message}"
 
 
 @dataclass(frozen=True)
@@ -45,14 +52,13 @@ class StatusWriter:
             and c.status != ConditionStatus.TRUE
             and warning_conditions.get(c.type) == c.status.value
         ]
-        for changed in [*transitions(before, after), *appeared]:
-            warning = warning_conditions.get(changed.type) == changed.status.value
-            self.kube.post_event(
-                owner,
-                "Warning" if warning else "Normal",
-                changed.reason,
-                f"{changed.type}={changed.status.value}: {changed.message}",
-            )
+        changed = [*transitions(before, after), *appeared]
+        normal = [c for c in changed if warning_conditions.get(c.type) != c.status.value]
+        for warning in (c for c in changed if c not in normal):
+            self.kube.post_event(owner, "Warning", warning.reason, _described(warning))
+        if normal:
+            message = "; ".join(_described(c) for c in normal)
+            self.kube.post_event(owner, "Normal", normal[-1].reason, message)
         for event in events:
             kind = "Warning" if event.warning else "Normal"
             self.kube.post_event(owner, kind, event.reason, event.message)

@@ -41,9 +41,15 @@ class WorkQueue:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _last_run: dict[Key, float] = field(default_factory=dict)
     _waiters: dict[Key, list[asyncio.Future[None]]] = field(default_factory=dict)
+    #: Keys being reconciled for someone waiting on `reconciled`: never superseded.
+    _awaited: set[Key] = field(default_factory=set)
 
     def add(self, key: Key) -> None:
-        """Reconcile `key` soon (once, however often it is added meanwhile)."""
+        """Reconcile `key` soon (once, however often it is added meanwhile); a key added
+        while it is being reconciled runs again after (`superseded` tells its reconcile)."""
+        if key in self._running:
+            self._dirty.add(key)
+            return
         wait = self._last_run.get(key, -self.min_interval) + self.min_interval - self._now()
         if wait > 0:
             self.add_after(key, wait)
@@ -61,6 +67,12 @@ class WorkQueue:
         except TimeoutError:
             return False
         return True
+
+    def superseded(self, key: Key) -> bool:
+        """Whether `key`, being reconciled, was added again meanwhile (its reconcile's
+        result is already out of date), and no one waits for that reconcile to finish.
+        Safe to call from the reconcile's thread."""
+        return key in self._dirty and key not in self._awaited
 
     def add_after(self, key: Key, delay: float) -> None:
         """Reconcile `key` after `delay` seconds (an earlier request wins)."""
@@ -112,10 +124,13 @@ class WorkQueue:
             self._running.add(key)
             self._last_run[key] = self._now()
             waiting = self._waiters.pop(key, [])
+            if waiting:
+                self._awaited.add(key)
             try:
                 delay = await self._run_one(key)
             finally:
                 self._running.discard(key)
+                self._awaited.discard(key)
                 for waiter in waiting:
                     if not waiter.done():
                         waiter.set_result(None)

@@ -16,6 +16,9 @@ from typing import Any
 
 from plinth.api.wellknown import GPU_PRODUCT_LABEL, GPU_RESOURCE, JOB_NAME_LABEL, parse_time
 
+#: Pods in these phases hold no node resources.
+FINISHED_POD_PHASES = frozenset({"Succeeded", "Failed"})
+
 
 @dataclass(frozen=True)
 class QuotaRoom:
@@ -77,6 +80,62 @@ def _gpus_in_use(
         if node_name := (pod.get("spec") or {}).get("nodeName"):
             used[node_name] = used.get(node_name, 0) + _pod_gpus(pod)
     return used
+
+
+def _gpu_requests(containers: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"resources": {"requests": {GPU_RESOURCE: gpus}}}
+        for c in containers
+        if (gpus := ((c.get("resources") or {}).get("requests") or {}).get(GPU_RESOURCE))
+    ]
+
+
+def pod_usage(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of a pod that counting free GPUs reads (its name, namespace and labels, node,
+    containers' GPU requests, phase and PodScheduled condition): a watched cache of every
+    active pod in the cluster keeps only these."""
+    metadata, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
+    conditions = status.get("conditions") or ()
+    return {
+        "metadata": {
+            "name": metadata.get("name"),
+            "namespace": metadata.get("namespace", ""),
+            "labels": dict(metadata.get("labels") or {}),
+        },
+        "spec": {
+            "nodeName": spec.get("nodeName"),
+            "containers": _gpu_requests(spec.get("containers") or ()),
+        },
+        "status": {
+            "phase": status.get("phase"),
+            "conditions": [dict(c) for c in conditions if c.get("type") == "PodScheduled"],
+        },
+    }
+
+
+def gang_job_usage(job: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of an attempt Job that counting its unplaced workers reads (name,
+    namespace, labels, suspend, parallelism, the workers' GPU requests, start time and
+    Complete/Failed conditions)."""
+    metadata, spec, status = job["metadata"], job.get("spec") or {}, job.get("status") or {}
+    template = (spec.get("template") or {}).get("spec") or {}
+    conditions = status.get("conditions") or ()
+    return {
+        "metadata": {
+            "name": metadata.get("name"),
+            "namespace": metadata.get("namespace", ""),
+            "labels": dict(metadata.get("labels") or {}),
+        },
+        "spec": {
+            "suspend": bool(spec.get("suspend")),
+            "parallelism": spec.get("parallelism", 1),
+            "template": {"spec": {"containers": _gpu_requests(template.get("containers") or ())}},
+        },
+        "status": {
+            "startTime": status.get("startTime"),
+            "conditions": [dict(c) for c in conditions if c.get("type") in ("Complete", "Failed")],
+        },
+    }
 
 
 def _free_gpus(node: Mapping[str, Any], used: Mapping[str, int]) -> int:

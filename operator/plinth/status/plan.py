@@ -87,15 +87,12 @@ class Plan(Generic[StatusT]):
     #: Seconds until the object should be reconciled again though nothing changes (None:
     #: only on events and the resync).
     check_again_after: float | None = None
-    #: The planner needs the cluster's capacity (nodes and the pods on them) to decide: the
-    #: runtime reads it and plans once more with it.
+    #: The planner needs the cluster's capacity (nodes, the namespace's quotas and claims,
+    #: and what holds the nodes' resources now: active pods, admitted gangs' Jobs) to
+    #: decide: the runtime reads it and plans once more with it. Such plans may admit work
+    #: onto it: the runtime reads, plans and writes them one at a time, so two gangs are
+    #: never admitted onto the same free GPUs.
     wants_capacity: bool = False
-    #: With the capacity, what holds the nodes' resources now (every active pod, admitted
-    #: gangs' Jobs), to count free GPUs; False reads only the cluster's shape (nodes, the
-    #: namespace's quotas and claims), two list calls fewer. Plans that read usage may
-    #: admit work onto it: the runtime reads, plans and writes them one at a time, so two
-    #: gangs are never admitted onto the same free GPUs.
-    wants_capacity_usage: bool = True
     #: Objects the planner needs to decide (by reference, uid empty): read and planned again.
     wants_objects: tuple[ObjectRef, ...] = ()
     #: HTTP requests to the resource's pods: sent, and planned again with the answers.

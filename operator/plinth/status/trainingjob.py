@@ -800,15 +800,10 @@ def _first_attempt(
     apply = initial_attempt(spec, previous, now)
     message = f"Creating attempt {apply.attempt}: {gang_shape(spec)}."
     if not admission.admitted:
-        waiting = _awaiting_admission(replace(apply, suspend=True), admission)
-        creating = _update(Cond.CREATED, FALSE, "Creating", message)
-        return replace(waiting, updates=(creating, *waiting.updates))
+        return _awaiting_admission(replace(apply, suspend=True), admission)
     return _Outcome(
         phase=phase,
-        updates=(
-            _update(Cond.CREATED, FALSE, "Creating", message),
-            _update(Cond.RUNNING, FALSE, "Creating", message),
-        ),
+        updates=(_update(Cond.RUNNING, FALSE, "Creating", message),),
         apply=apply,
         check_again_after=1.0,
     )
@@ -875,8 +870,9 @@ def _status(
     now: datetime,
 ) -> TrainingJobStatus:
     conditions = set_condition(previous.conditions, accepted_update(None), identity.generation, now)
-    if facts is not None:
-        attempt = facts.attempt.attempt
+    # The status is written after the plan's writes: an attempt applied now exists then.
+    attempt = facts.attempt.attempt if facts else (outcome.apply.attempt if outcome.apply else None)
+    if attempt is not None:
         created = _update(
             Cond.CREATED,
             TRUE,
