@@ -76,8 +76,9 @@ def test_all_workers_running_is_running_with_start_time_and_gpu_seconds() -> Non
     assert condition(result, "Scheduled")[0] == "True"
     assert result.status.start_time == T0
     assert result.status.workers.running == 2
-    assert result.status.gpu_seconds == 0  # running time counts in whole 30 s periods
-    assert plan(running(), at=T0 + timedelta(seconds=75)).status.gpu_seconds == 2 * 60 * 8
+    assert result.status.gpu_seconds == 0  # running time counts in whole 300 s periods
+    assert plan(running(), at=T0 + timedelta(seconds=299)).status.gpu_seconds == 0
+    assert plan(running(), at=T0 + timedelta(seconds=750)).status.gpu_seconds == 2 * 600 * 8
     assert result.apply is not None and not result.apply.suspend
 
 

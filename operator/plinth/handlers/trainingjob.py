@@ -82,6 +82,7 @@ class TrainingJobAdapter:
             delete_owner=decision.delete_trainingjob,
             check_again_after=decision.check_again_after,
             wants_capacity=decision.wants_capacity and inputs.capacity is None,
+            admits=decision.admits,
             wants_objects=tuple(node_ref(name) for name in wants_nodes),
         )
 

@@ -116,7 +116,7 @@ class Reconciler:
     #: How `Plan.wants_objects` are found (default: read from the API server).
     find_object: ObjectFinder | None = None
     readings: PodReadings = field(default_factory=PodReadings)
-    #: Held while a plan that admits work onto read capacity is made and written.
+    #: Held while a plan that may admit work onto read capacity is made and booked.
     admission_lock: threading.Lock = field(default_factory=threading.Lock)
     #: Nodes, quotas and claims, kept a few seconds for every capacity read.
     lists: ListCache = field(default_factory=ListCache)
@@ -178,7 +178,7 @@ class Reconciler:
         lock, and what it admits is booked before the lock is let go, so the next one counts
         it; the writes go out after, beside other reconciles' writes."""
         first = adapter.plan(inputs)
-        if first.wants_capacity:
+        if first.wants_capacity and first.admits:
             prefetch_capacity(self.kube, inputs.owner.namespace, self.lists)
             with self.admission_lock:
                 plan = self._plan(adapter, inputs, first)

@@ -2,9 +2,11 @@
 
 For each kind: an index of every resource, an index per child source (and per legacy owner
 label) keyed by the owner's (namespace, name), and event handlers that only enqueue the
-owner's key. Every handler is a coroutine: Kopf runs a plain function on a thread of its
-executor, and at a burst's thousands of pod events the hand-offs cost more than the
-handlers. Kopf runs resource handlers only after every index is fully populated, so no
+owner's key. A resource's own event enqueues it ahead of its children's (`urgent`), unless
+it changed only its status (the operator's own write) and nothing a plan reads (generation,
+labels, annotations, deletion). Every handler is a coroutine: Kopf runs a plain function
+on a thread of its executor, and at a burst's thousands of pod events the hand-offs cost
+more than the handlers. Kopf runs resource handlers only after every index is fully populated, so no
 reconcile acts on a half-listed cluster. Everything is registered into one registry the
 operator passes to `kopf.run`, never into Kopf's global one.
 """
@@ -12,6 +14,7 @@ operator passes to `kopf.run`, never into Kopf's global one.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
@@ -24,13 +27,45 @@ from plinth.runtime.store import OwnerKey, index_name, owners_index
 KeyCallback = Callable[[str, str, str], None]
 
 
+def _intent(body: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What of a resource its plan reads, besides its status."""
+    metadata = body.get("metadata") or {}
+    return (
+        metadata.get("generation"),
+        metadata.get("labels"),
+        metadata.get("annotations"),
+        metadata.get("deletionTimestamp"),
+        metadata.get("finalizers"),
+    )
+
+
+@dataclass
+class IntentFilter:
+    """The last intent seen of each resource: a status-only change is not news."""
+
+    _seen: dict[OwnerKey, tuple[Any, ...]] = field(default_factory=dict)
+
+    def changed(self, key: OwnerKey, body: Mapping[str, Any]) -> bool:
+        intent = _intent(body)
+        if self._seen.get(key) == intent:
+            return False
+        self._seen[key] = intent
+        return True
+
+    def forget(self, key: OwnerKey) -> None:
+        self._seen.pop(key, None)
+
+
 def _group_version(api_version: str) -> tuple[str, str]:
     group, _, version = api_version.rpartition("/")
     return group, version
 
 
 def _register_owner(
-    registry: kopf.OperatorRegistry, adapter: AnyAdapter, enqueue: KeyCallback, forget: KeyCallback
+    registry: kopf.OperatorRegistry,
+    adapter: AnyAdapter,
+    enqueue_urgent: KeyCallback,
+    forget: KeyCallback,
 ) -> None:
     kind = adapter.info.kind
     group, version = _group_version(adapter.info.api_version)
@@ -39,8 +74,17 @@ def _register_owner(
     async def index_owner(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
         return {(namespace or "", name): dict(body)}
 
-    async def owner_changed(namespace: str | None, name: str, type: str, **_: Any) -> None:
-        (forget if type == "DELETED" else enqueue)(kind, namespace or "", name)
+    seen = IntentFilter()
+
+    async def owner_changed(
+        namespace: str | None, name: str, type: str, body: kopf.Body, **_: Any
+    ) -> None:
+        key = (namespace or "", name)
+        if type == "DELETED":
+            seen.forget(key)
+            forget(kind, *key)
+        elif seen.changed(key, body):
+            enqueue_urgent(kind, *key)
 
     kopf.index(group, version, plural, id=owners_index(kind), registry=registry)(index_owner)
     kopf.on.event(group, version, plural, id=f"{kind.lower()}__changed", registry=registry)(
@@ -89,11 +133,14 @@ def register_kinds(
     adapters: Mapping[str, AnyAdapter],
     enqueue: KeyCallback,
     forget: KeyCallback,
+    enqueue_urgent: KeyCallback | None = None,
 ) -> tuple[str, ...]:
-    """Register every kind's indexes and handlers; returns the names of all indexes."""
+    """Register every kind's indexes and handlers; returns the names of all indexes.
+    Resources' own changes go to `enqueue_urgent` (default `enqueue`), their children's to
+    `enqueue`."""
     names: list[str] = []
     for kind, adapter in adapters.items():
-        _register_owner(registry, adapter, enqueue, forget)
+        _register_owner(registry, adapter, enqueue_urgent or enqueue, forget)
         names.append(owners_index(kind))
         for source in adapter.child_sources:
             for label in (source.owner_label, *source.legacy_labels):

@@ -1,15 +1,18 @@
 """A de-duplicating work queue of object keys, drained by a few reconcile workers.
 
 Watch events only enqueue keys; workers reconcile each key from the whole observed state
-(level-based), so a burst of pod events for one job costs one reconcile. A key is never
-reconciled by two workers at once; one enqueued while it is being reconciled runs again
-after. A reconcile may ask to be run again later (`requeue after`), and a failing one is
-retried with exponential backoff, so no object is ever hot-looped.
+(level-based), so a burst of pod events for one job costs one reconcile. A key added
+`urgent` (a resource created or its spec changed) is taken before the others: in a burst,
+new jobs get their children before the jobs already running get their status refreshed.
+A key is never reconciled by two workers at once; one enqueued while it is being
+reconciled runs again after. A reconcile may ask to be run again later (`requeue after`),
+and a failing one is retried with exponential backoff, so no object is ever hot-looped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -32,7 +35,10 @@ class WorkQueue:
     #: A key is reconciled at most once per this many seconds: a burst of events for one
     #: object (its pods starting one by one) costs one reconcile, not one per event.
     min_interval: float = 0.0
-    _queue: asyncio.Queue[Key] = field(default_factory=asyncio.Queue)
+    _queue: asyncio.PriorityQueue[tuple[int, int, Key]] = field(
+        default_factory=asyncio.PriorityQueue
+    )
+    _added: itertools.count[int] = field(default_factory=itertools.count)
     _queued: set[Key] = field(default_factory=set)
     _running: set[Key] = field(default_factory=set)
     _dirty: set[Key] = field(default_factory=set)
@@ -44,9 +50,10 @@ class WorkQueue:
     #: Keys being reconciled for someone waiting on `reconciled`: never superseded.
     _awaited: set[Key] = field(default_factory=set)
 
-    def add(self, key: Key) -> None:
+    def add(self, key: Key, *, urgent: bool = False) -> None:
         """Reconcile `key` soon (once, however often it is added meanwhile); a key added
-        while it is being reconciled runs again after (`superseded` tells its reconcile)."""
+        while it is being reconciled runs again after (`superseded` tells its reconcile).
+        `urgent` keys are taken before the others."""
         if key in self._running:
             self._dirty.add(key)
             return
@@ -54,7 +61,7 @@ class WorkQueue:
         if wait > 0:
             self.add_after(key, wait)
             return
-        self._enqueue(key)
+        self._enqueue(key, urgent=urgent)
 
     async def reconciled(self, key: Key, timeout: float) -> bool:
         """Reconcile `key` soon and wait until a reconcile that started after this call has
@@ -96,12 +103,12 @@ class WorkQueue:
         self._timers.pop(key, None)
         self._enqueue(key)
 
-    def _enqueue(self, key: Key) -> None:
+    def _enqueue(self, key: Key, *, urgent: bool = False) -> None:
         if key in self._running:
             self._dirty.add(key)
         elif key not in self._queued:
             self._queued.add(key)
-            self._queue.put_nowait(key)
+            self._queue.put_nowait((0 if urgent else 1, next(self._added), key))
 
     @staticmethod
     def _now() -> float:
@@ -119,7 +126,7 @@ class WorkQueue:
 
     async def _work(self) -> None:
         while True:
-            key = await self._queue.get()
+            _priority, _order, key = await self._queue.get()
             self._queued.discard(key)
             self._running.add(key)
             self._last_run[key] = self._now()

@@ -89,10 +89,13 @@ class Plan(Generic[StatusT]):
     check_again_after: float | None = None
     #: The planner needs the cluster's capacity (nodes, the namespace's quotas and claims,
     #: and what holds the nodes' resources now: active pods, admitted gangs' Jobs) to
-    #: decide: the runtime reads it and plans once more with it. Such plans may admit work
-    #: onto it: the runtime reads, plans and writes them one at a time, so two gangs are
-    #: never admitted onto the same free GPUs.
+    #: decide: the runtime reads it and plans once more with it. Plans that may admit work
+    #: onto it are read and made one at a time, each booking what it admits before the
+    #: next, so two gangs are never admitted onto the same free GPUs.
     wants_capacity: bool = False
+    #: With `wants_capacity`: whether the plan may admit work onto it (False: it reads it
+    #: only to explain why work waits, and is not serialised with admissions).
+    admits: bool = True
     #: Objects the planner needs to decide (by reference, uid empty): read and planned again.
     wants_objects: tuple[ObjectRef, ...] = ()
     #: HTTP requests to the resource's pods: sent, and planned again with the answers.

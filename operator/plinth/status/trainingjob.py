@@ -102,8 +102,12 @@ class TrainingJobPlan:
     delete_attempts: tuple[int, ...] = ()
     delete_trainingjob: bool = False
     check_again_after: float | None = None
-    #: Whether the planner wants `workers_that_fit` looked up (a gang is stuck).
+    #: Whether the planner wants the capacity read: to admit a gang, or to say how many
+    #: workers fit (a gang is stuck).
     wants_capacity: bool = False
+    #: With `wants_capacity`: whether this plan may admit a gang onto it (False: it only
+    #: explains one that waits).
+    admits: bool = True
     #: Nodes the planner wants read: those of workers whose node may have gone silent.
     wants_nodes: tuple[str, ...] = ()
 
@@ -117,6 +121,7 @@ class _Outcome:
     apply: AttemptToApply | None = None
     check_again_after: float | None = None
     wants_capacity: bool = False
+    admits: bool = True
     completion_time: datetime | None = None
 
 
@@ -637,6 +642,7 @@ def _placing(
             apply=_keep(facts, suspend=True, gang_released_at=now),
             check_again_after=float(timeout),
             wants_capacity=True,
+            admits=False,
         )
     if stuck:
         check_again: float | None = max((deadline - now).total_seconds(), 1.0)
@@ -654,6 +660,7 @@ def _placing(
         apply=_keep(facts, suspend=False),
         check_again_after=check_again,
         wants_capacity=stuck,
+        admits=False,
     )
 
 
@@ -995,5 +1002,6 @@ def plan_trainingjob(
         delete_attempts=_superseded_attempts(observed),
         check_again_after=outcome.check_again_after,
         wants_capacity=outcome.wants_capacity,
+        admits=outcome.admits,
         wants_nodes=wants_nodes,
     )
