@@ -90,6 +90,14 @@ def _gpu_requests(containers: Iterable[Mapping[str, Any]]) -> list[dict[str, Any
     ]
 
 
+def _identity(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "name": metadata.get("name"),
+        "namespace": metadata.get("namespace", ""),
+        "labels": dict(metadata.get("labels") or {}),
+    }
+
+
 def pod_usage(pod: Mapping[str, Any]) -> dict[str, Any]:
     """The parts of a pod that counting free GPUs reads (its name, namespace and labels, node,
     containers' GPU requests, phase and PodScheduled condition): a watched cache of every
@@ -97,11 +105,7 @@ def pod_usage(pod: Mapping[str, Any]) -> dict[str, Any]:
     metadata, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
     conditions = status.get("conditions") or ()
     return {
-        "metadata": {
-            "name": metadata.get("name"),
-            "namespace": metadata.get("namespace", ""),
-            "labels": dict(metadata.get("labels") or {}),
-        },
+        "metadata": _identity(metadata),
         "spec": {
             "nodeName": spec.get("nodeName"),
             "containers": _gpu_requests(spec.get("containers") or ()),
@@ -121,11 +125,7 @@ def gang_job_usage(job: Mapping[str, Any]) -> dict[str, Any]:
     template = (spec.get("template") or {}).get("spec") or {}
     conditions = status.get("conditions") or ()
     return {
-        "metadata": {
-            "name": metadata.get("name"),
-            "namespace": metadata.get("namespace", ""),
-            "labels": dict(metadata.get("labels") or {}),
-        },
+        "metadata": _identity(metadata),
         "spec": {
             "suspend": bool(spec.get("suspend")),
             "parallelism": spec.get("parallelism", 1),

@@ -175,18 +175,24 @@ def _allocatable_gpus(node: Mapping[str, object]) -> int:
     return int((status.get("allocatable") or {}).get(GPU_RESOURCE, 0))
 
 
-def _fits_now(
-    capacity: ClusterCapacity, demand: GangDemand, free: Mapping[str, int]
-) -> Admission | None:
-    """WAIT when the eligible nodes' free GPUs (after what other admitted gangs will take)
-    hold fewer workers than the gang has."""
-    room = workers_that_fit(
+def room_for(capacity: ClusterCapacity, demand: GangDemand, free: Mapping[str, int]) -> int:
+    """How many of `demand`'s workers the nodes it may use can take, given `free` GPUs by
+    node (`free_gpus_by_node`)."""
+    return workers_that_fit(
         capacity,
         gpus=demand.gpus,
         gpu_type=demand.gpu_type,
         node_selector=demand.node_selector,
         free=free,
     )
+
+
+def _fits_now(
+    capacity: ClusterCapacity, demand: GangDemand, free: Mapping[str, int]
+) -> Admission | None:
+    """WAIT when the eligible nodes' free GPUs (after what other admitted gangs will take)
+    hold fewer workers than the gang has."""
+    room = room_for(capacity, demand, free)
     if room >= demand.workers:
         return None
     message = (

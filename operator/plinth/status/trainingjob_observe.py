@@ -43,8 +43,8 @@ from plinth.api.wellknown import (
     OwnerMeta,
     parse_time,
 )
-from plinth.status.capacity import ClusterCapacity, free_gpus_by_node, workers_that_fit
-from plinth.status.gang_admission import GangDemand, admit_gang
+from plinth.status.capacity import ClusterCapacity, free_gpus_by_node
+from plinth.status.gang_admission import GangDemand, admit_gang, room_for
 from plinth.status.trainingjob_observed import (
     AttemptEnd,
     AttemptFailure,
@@ -292,13 +292,7 @@ def with_reads(
     if capacity is not None:
         own = _belongs_to(owner)
         free = free_gpus_by_node(capacity, ignore=own)
-        fit = workers_that_fit(
-            capacity,
-            gpus=demand.gpus,
-            gpu_type=demand.gpu_type,
-            node_selector=demand.node_selector,
-            free=free,
-        )
+        fit = room_for(capacity, demand, free)
         admission = admit_gang(capacity, demand, own=own, free=free)
         observed = replace(observed, workers_that_fit=fit, admission=admission)
     if objects is not None:
