@@ -210,10 +210,20 @@ def test_operator_runs_every_example_as_the_chart_identity(
         wait_for(
             children_made, what="Jobs, trials and Deployments under the chart's RBAC", timeout=90
         )
-        for plural, listed in names.items():
-            for name in listed:
-                item = kubectl_json(installed_crds, "-n", namespace, "get", plural, name)
-                assert item.get("status", {}).get("observedGeneration") == 1, (plural, name)
+
+        def unobserved() -> list[tuple[str, str]]:
+            return [
+                (plural, name)
+                for plural, listed in names.items()
+                for name in listed
+                if kubectl_json(installed_crds, "-n", namespace, "get", plural, name)
+                .get("status", {})
+                .get("observedGeneration")
+                != 1
+            ]
+
+        # a status update superseded by its children's events follows them within seconds
+        wait_for(lambda: not unobserved(), what="every status written", timeout=30)
         # An RBAC denial reads `... is forbidden: User "system:serviceaccount:..." cannot
         # <verb> resource ...` (other 403s, e.g. a terminating namespace, are not RBAC's).
         denials = re.findall(

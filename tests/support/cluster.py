@@ -59,7 +59,7 @@ def active_pods(cluster: ClusterInfo, namespace: str, name: str) -> list[dict[st
 @contextmanager
 def fresh_namespace(cluster: ClusterInfo, prefix: str) -> Iterator[str]:
     """A new namespace `<prefix>-<random>` on `cluster`, ready for pods (its default
-    ServiceAccount exists), deleted (without waiting) afterwards."""
+    ServiceAccount exists), deleted (without waiting) afterwards, its pods at once."""
     name = f"{prefix}-{secrets.token_hex(3)}"
     kubectl(cluster, "create", "namespace", name)
     wait_for(
@@ -71,3 +71,5 @@ def fresh_namespace(cluster: ClusterInfo, prefix: str) -> Iterator[str]:
         yield name
     finally:
         kubectl(cluster, "delete", "namespace", name, "--wait=false")
+        # its pods at once: a pod being deleted still holds its node's GPUs
+        kubectl(cluster, "-n", name, "delete", "pods", "--all", "--grace-period=0", "--force")

@@ -107,9 +107,9 @@ class RecordingKube(Kube):
         self._write("delete", f"{ref.kind}/{ref.name}")
         return super().delete(ref)
 
-    def patch_status(self, ref: ObjectRef, status: Manifest) -> None:
+    def patch_status(self, ref: ObjectRef, status: Manifest) -> bool:
         self._write("status", f"{ref.kind}/{ref.name}")
-        super().patch_status(ref, status)
+        return super().patch_status(ref, status)
 
     def post_event(self, involved: ObjectRef, event_type: str, reason: str, message: str) -> None:
         self._write("event", reason)

@@ -259,18 +259,23 @@ class Kube:
             return False
         return True
 
-    def patch_status(self, ref: ObjectRef, status: Manifest) -> None:
-        """Merge-patch the status subresource."""
+    def patch_status(self, ref: ObjectRef, status: Manifest) -> bool:
+        """Merge-patch the status subresource; False when the object is gone (deleted
+        since it was read: there is nothing left to tell)."""
         resource = self._resource(ref.api_version, ref.kind).subresources["status"]
         self._count("patch")
-        _body(
-            self.dynamic.patch,
-            resource,
-            body={"status": status},
-            name=ref.name,
-            namespace=ref.namespace,
-            content_type="application/merge-patch+json",
-        )
+        try:
+            _body(
+                self.dynamic.patch,
+                resource,
+                body={"status": status},
+                name=ref.name,
+                namespace=ref.namespace,
+                content_type="application/merge-patch+json",
+            )
+        except NotFoundError:
+            return False
+        return True
 
     def post_event(self, involved: ObjectRef, event_type: str, reason: str, message: str) -> None:
         """Record a Kubernetes Event on `involved`."""
@@ -296,12 +301,12 @@ class Kube:
             "reportingComponent": f"{FIELD_MANAGER}.dev/operator",
             "reportingInstance": FIELD_MANAGER,
         }
-        self._count("create")
-        _body(
-            self.dynamic.create,
-            self._resource("v1", "Event"),
-            body=event,
-            namespace=involved.namespace,
+        self._send(
+            event,
+            "create",
+            lambda resource: _body(
+                self.dynamic.create, resource, body=event, namespace=involved.namespace
+            ),
         )
 
     def get_object(self, api_version: str, kind: str, namespace: str, name: str) -> Manifest | None:

@@ -221,15 +221,27 @@ class Reconciler:
         )
         try:
             plan = self._plan_and_carry_out(adapter, inputs)
+            if plan.delete_owner:
+                return None
+            self._write_status(adapter, owner.ref, previous, plan, superseded=superseded)
         except NamespaceTerminatingError:
             return None  # the namespace and everything in it is going: nothing to converge
+        return min(plan.check_again_after or RESYNC_SECONDS, RESYNC_SECONDS)
 
-        if plan.delete_owner:
-            return None
-        again = min(plan.check_again_after or RESYNC_SECONDS, RESYNC_SECONDS)
-        changed = plan.status != previous
-        if changed and not plan.events and superseded() and self.held.hold(owner.ref.key):
-            return again  # the queued reconcile writes it, with what the events changed
-        self.held.release(owner.ref.key)
-        writer.write(owner.ref, previous, plan.status, adapter.warning_conditions, plan.events)
-        return again
+    def _write_status(
+        self,
+        adapter: AnyAdapter,
+        ref: ObjectRef,
+        previous: Any,
+        plan: Plan[Any],
+        *,
+        superseded: Callable[[], bool],
+    ) -> None:
+        """Write the plan's status and Events, unless newer events already supersede it
+        (held back for the queued reconcile, which writes it with what they changed)."""
+        if plan.status != previous and not plan.events and superseded() and self.held.hold(ref.key):
+            return
+        self.held.release(ref.key)
+        StatusWriter(self.kube).write(
+            ref, previous, plan.status, adapter.warning_conditions, plan.events
+        )

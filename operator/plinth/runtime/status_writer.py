@@ -39,7 +39,8 @@ class StatusWriter:
         and `events`; returns whether it patched."""
         if status == previous:
             return False
-        self.kube.patch_status(owner, status.to_dict())
+        if not self.kube.patch_status(owner, status.to_dict()):
+            return False  # deleted meanwhile: no Event about it either
         before = getattr(previous, "conditions", ())
         after = getattr(status, "conditions", ())
         # `transitions` reports a condition that first appears only when True; one that

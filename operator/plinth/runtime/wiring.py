@@ -2,13 +2,15 @@
 
 For each kind: an index of every resource, an index per child source (and per legacy owner
 label) keyed by the owner's (namespace, name), and event handlers that only enqueue the
-owner's key. A resource's own event enqueues it ahead of its children's (`urgent`), unless
-it changed only its status (the operator's own write) and nothing a plan reads (generation,
-labels, annotations, deletion). Every handler is a coroutine: Kopf runs a plain function
-on a thread of its executor, and at a burst's thousands of pod events the hand-offs cost
-more than the handlers. Kopf runs resource handlers only after every index is fully populated, so no
-reconcile acts on a half-listed cluster. Everything is registered into one registry the
-operator passes to `kopf.run`, never into Kopf's global one.
+owner's key. A resource's own event enqueues it ahead of its children's (`urgent`) when
+something besides its status changed (generation, labels, annotations, deletion); a
+status-only change (the operator's own write) waits its turn like a child's event.
+
+Every handler is a coroutine: Kopf runs a plain function on a thread of its executor, and
+at a burst's thousands of pod events the hand-offs cost more than the handlers. Kopf runs
+resource handlers only after every index is fully populated, so no reconcile acts on a
+half-listed cluster. Everything is registered into one registry the operator passes to
+`kopf.run`, never into Kopf's global one.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def _intent(body: Mapping[str, Any]) -> tuple[Any, ...]:
 
 @dataclass
 class IntentFilter:
-    """The last intent seen of each resource: a status-only change is not news."""
+    """The last intent seen of each resource: a status-only change is not urgent."""
 
     _seen: dict[OwnerKey, tuple[Any, ...]] = field(default_factory=dict)
 
@@ -64,6 +66,7 @@ def _group_version(api_version: str) -> tuple[str, str]:
 def _register_owner(
     registry: kopf.OperatorRegistry,
     adapter: AnyAdapter,
+    enqueue: KeyCallback,
     enqueue_urgent: KeyCallback,
     forget: KeyCallback,
 ) -> None:
@@ -85,6 +88,8 @@ def _register_owner(
             forget(kind, *key)
         elif seen.changed(key, body):
             enqueue_urgent(kind, *key)
+        else:  # its status changed (a plan may take its next step from what it wrote)
+            enqueue(kind, *key)
 
     kopf.index(group, version, plural, id=owners_index(kind), registry=registry)(index_owner)
     kopf.on.event(group, version, plural, id=f"{kind.lower()}__changed", registry=registry)(
@@ -140,7 +145,7 @@ def register_kinds(
     `enqueue`."""
     names: list[str] = []
     for kind, adapter in adapters.items():
-        _register_owner(registry, adapter, enqueue_urgent or enqueue, forget)
+        _register_owner(registry, adapter, enqueue, enqueue_urgent or enqueue, forget)
         names.append(owners_index(kind))
         for source in adapter.child_sources:
             for label in (source.owner_label, *source.legacy_labels):
