@@ -22,14 +22,13 @@ from tests.plinth_testing import (
     kubectl_json,
 )
 from tests.support.cluster import (
+    RUN_FOREVER,
     active_pods,
     children,
     create_job,
     phase,
     trainingjob,
 )
-
-RUN_FOREVER = {"devcluster.plinth.dev/run-forever": "true"}
 
 
 def failing(code: int, index: int = 1) -> dict[str, Any]:

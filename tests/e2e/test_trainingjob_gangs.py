@@ -24,6 +24,7 @@ from tests.plinth_testing import (
     start_operator,
 )
 from tests.support.cluster import (
+    RUN_FOREVER,
     active_pods,
     children,
     create_job,
@@ -31,8 +32,6 @@ from tests.support.cluster import (
     phase,
     trainingjob,
 )
-
-RUN_FOREVER = {"devcluster.plinth.dev/run-forever": "true"}
 
 
 @dataclass(frozen=True)

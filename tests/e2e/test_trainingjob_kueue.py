@@ -17,6 +17,7 @@ from plinth_devcluster import ClusterInfo
 from plinth_devcluster.waiting import wait_for
 from tests.plinth_testing import condition, install_crds, kubectl, start_operator
 from tests.support.cluster import (
+    RUN_FOREVER,
     active_pods,
     children,
     create_job,
@@ -25,8 +26,6 @@ from tests.support.cluster import (
     trainingjob,
 )
 from tests.support.kueue import Queues, create_queues, delete_queues
-
-RUN_FOREVER = {"devcluster.plinth.dev/run-forever": "true"}
 
 
 @dataclass(frozen=True)

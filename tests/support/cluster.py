@@ -15,6 +15,9 @@ from plinth_devcluster.waiting import wait_for
 from tests.plinth_testing import kubectl, kubectl_json
 from tests.support.factories import TrainingJobFactory, a_trainingjob
 
+#: Pod annotation: kwok keeps the worker Running until it is deleted.
+RUN_FOREVER = {"devcluster.plinth.dev/run-forever": "true"}
+
 
 def apply_trainingjob(cluster: ClusterInfo, job: TrainingJobFactory) -> None:
     """`kubectl apply` the TrainingJob `job` describes."""
