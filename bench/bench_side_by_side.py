@@ -65,7 +65,7 @@ from bench_trainingjob import (
     RESULTS,
     RunningTracker,
     api_requests,
-    api_requests_by_verb,
+    api_requests_by_label,
     percentile,
     probe,
     process_usage,
@@ -285,6 +285,10 @@ def steady_requests(count: Callable[[], float], minutes: float) -> dict[str, flo
     }
 
 
+#: The labels of `plinth_api_requests_total` the per-job request figures are split by.
+LABELS = ("verb", "kind")
+
+
 def run_plinth(shape: Shape, options: Options, state: Path) -> dict[str, Any]:
     with fresh_cluster(shape, state) as cluster:
         operator, port = start_operator(cluster.kubeconfig, state / "operator.log")
@@ -292,16 +296,20 @@ def run_plinth(shape: Shape, options: Options, state: Path) -> dict[str, Any]:
             with devcluster.api_client(cluster.kubeconfig) as api:
                 load = load_average()
                 requests_before = api_requests(port)
-                by_verb_before = api_requests_by_verb(port)
+                before = {label: api_requests_by_label(port, label) for label in LABELS}
                 cpu_before, _ = process_usage(operator.pid)
                 profiler = Profiler.start(operator.pid, state, api) if options.profile else None
                 figures = burst(api, shape, PLINTH_LABEL, create_trainingjobs, options.timeout)
                 time.sleep(5)  # let the operator write the Running statuses before counting
                 cpu_after, peak = process_usage(operator.pid)
                 requests = api_requests(port) - requests_before
-                by_verb = {
-                    verb: round((count - by_verb_before.get(verb, 0.0)) / shape.jobs, 2)
-                    for verb, count in api_requests_by_verb(port).items()
+                per_job = {
+                    label: {
+                        value: round((count - before[label].get(value, 0.0)) / shape.jobs, 2)
+                        for value, count in api_requests_by_label(port, label).items()
+                        if count > before[label].get(value, 0.0)
+                    }
+                    for label in LABELS
                 }
                 reaction = seconds_to_first_attempt(api)
                 result: dict[str, Any] = {
@@ -311,7 +319,8 @@ def run_plinth(shape: Shape, options: Options, state: Path) -> dict[str, Any]:
                     "seconds_to_attempt_job_created_median": round(statistics.median(reaction), 2),
                     "seconds_to_attempt_job_created_p99": round(percentile(reaction, 0.99), 2),
                     "api_requests_per_job": round(requests / shape.jobs, 2),
-                    "api_requests_per_job_by_verb": by_verb,
+                    "api_requests_per_job_by_verb": per_job["verb"],
+                    "api_requests_per_job_by_kind": per_job["kind"],
                     "operator_cpu_seconds": round(cpu_after - cpu_before, 2),
                     "operator_peak_rss_mib": round(peak, 1),
                     "reconciles": reconcile_figures(port, shape.jobs),
@@ -429,6 +438,8 @@ class Profiler:
     def __init__(self, pid: int, state: Path, api: client.ApiClient) -> None:
         self.pid, self.state, self.api = pid, state, api
         self.writes: list[tuple[int, str, str, str]] = []  # (rv, kind, event type, job)
+        self.statuses: dict[str, list[str]] = {}  # job -> each status its watch showed
+        self.example: dict[str, list[dict[str, Any]]] = {}  # job -> its full statuses
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.threads = [
@@ -501,6 +512,7 @@ class Profiler:
         if isinstance(item, dict):
             metadata = item["metadata"]
             rv, job = int(metadata["resourceVersion"]), metadata["name"]
+            self._record_status(job, item.get("status") or {})
         else:
             metadata = item.metadata
             rv = int(metadata.resource_version)
@@ -512,12 +524,41 @@ class Profiler:
         with self.lock:
             self.writes.append((rv, kind, event["type"], job))
 
+    def _record_status(self, job: str, status: dict[str, Any]) -> None:
+        """A TrainingJob's status in short: phase, the True conditions, running workers."""
+        true = ",".join(c["type"] for c in status.get("conditions", ()) if c["status"] == "True")
+        running = (status.get("workers") or {}).get("running", 0)
+        seen = f"{status.get('phase')}[{true}]{running}" if status else "-"
+        with self.lock:
+            full = self.example.setdefault(job, [])
+            if status and (not full or full[-1] != status):
+                full.append(status)
+            shown = self.statuses.setdefault(job, [])
+            if not shown or shown[-1] != seen:
+                shown.append(seen)
+
+    def status_sequences(self) -> dict[str, Any]:
+        """How many statuses each TrainingJob showed, and the commonest sequences."""
+        with self.lock:
+            sequences = [" > ".join(shown) for shown in self.statuses.values()]
+            lengths = [len(shown) - 1 for shown in self.statuses.values()]
+            writes = sorted((len(full), job) for job, full in self.example.items())
+            example = self.example[writes[len(writes) // 2][1]] if writes else []
+        return {
+            "status_writes_median": statistics.median(lengths) if lengths else None,
+            "status_writes_of_a_median_job": example,
+            "status_sequences": Counter(sequences).most_common(8),
+        }
+
     def finish(self, results: Path, shape: Shape) -> dict[str, Any]:
         self.stop.set()
         if self.spy is not None:
             self.spy.send_signal(2)  # SIGINT: py-spy writes its output and exits
             self.spy.wait(timeout=120)
-        summary: dict[str, Any] = {"writes_before_job": self.write_order(shape)}
+        summary: dict[str, Any] = {
+            "writes_before_job": self.write_order(shape),
+            "statuses": self.status_sequences(),
+        }
         if self.raw.exists():
             target = results / f"side-by-side-profile-{shape.nodes}x{shape.jobs}.txt"
             shutil.copy(self.raw, target)

@@ -74,13 +74,18 @@ def probe(port: int, path: str) -> tuple[int, str]:
         return 0, ""
 
 
-def api_requests_by_verb(port: int) -> dict[str, float]:
+def api_requests_by_label(port: int, label: str) -> dict[str, float]:
+    """The operator's `plinth_api_requests_total`, summed by one label ("verb" or "kind")."""
     counts: dict[str, float] = {}
     for line in probe(port, "/metrics")[1].splitlines():
         if line.startswith("plinth_api_requests_total{"):
-            verb = line.split('verb="', 1)[1].split('"', 1)[0]
-            counts[verb] = float(line.rsplit(" ", 1)[1])
+            value = line.split(f'{label}="', 1)[1].split('"', 1)[0]
+            counts[value] = counts.get(value, 0.0) + float(line.rsplit(" ", 1)[1])
     return counts
+
+
+def api_requests_by_verb(port: int) -> dict[str, float]:
+    return api_requests_by_label(port, "verb")
 
 
 def api_requests(port: int) -> float:

@@ -466,14 +466,14 @@ def test_total_gpus_counts_every_worker() -> None:
 # --------------------------------------------------------------------------------------
 
 
-def test_plinth_render_prints_a_service_a_secret_and_a_job(
+def test_plinth_render_prints_the_job_then_its_service_and_secret(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert cli.main(["render", "-f", str(EXAMPLES_DIR / "trainingjob-multi-node.yaml")]) == 0
     documents = list(yaml.safe_load_all(capsys.readouterr().out))
-    assert [document["kind"] for document in documents] == ["Service", "Secret", "Job"]
-    assert documents[2]["metadata"]["name"] == "mlp-multi-r0"
-    token = base64.b64decode(documents[1]["data"]["token"]).decode()
+    assert [document["kind"] for document in documents] == ["Job", "Service", "Secret"]
+    assert documents[0]["metadata"]["name"] == "mlp-multi-r0"
+    token = base64.b64decode(documents[2]["data"]["token"]).decode()
     assert token == "<generated-at-apply>"
 
 
@@ -506,9 +506,9 @@ def test_plinth_render_takes_the_longest_name_the_api_server_takes(
     path.write_text(yaml.safe_dump(a_trainingjob().named("l" + "-7" * 23 + "x").body()))
     assert cli.main(["render", "-f", str(path)]) == 0
     assert [d["kind"] for d in yaml.safe_load_all(capsys.readouterr().out)] == [
+        "Job",
         "Service",
         "Secret",
-        "Job",
     ]
 
 

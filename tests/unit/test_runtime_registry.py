@@ -22,3 +22,29 @@ def test_the_registry_has_no_change_handlers_and_no_plain_functions() -> None:
     assert all(inspect.iscoroutinefunction(h.fn) for h in handlers), [
         h.id for h in handlers if not inspect.iscoroutinefunction(h.fn)
     ]
+
+
+def test_the_indexes_keep_objects_without_their_managed_fields() -> None:
+    operator = Operator(adapters=ADAPTERS, options=OperatorOptions())
+    registry = build_registry(operator, asyncio.Event())
+    labels = {"plinth.dev/trainingjob": "llm"}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "llm-r0-0",
+            "namespace": "team-a",
+            "labels": labels,
+            "managedFields": [{"manager": "kube-scheduler", "fieldsV1": {"f:status": {}}}],
+        },
+        "spec": {"nodeName": "gpu-0"},
+        "status": {"phase": "Running"},
+    }
+    (handler,) = [h for h in registry._indexing.get_all_handlers() if h.id == "trainingjob__pods"]
+    kept = asyncio.run(handler.fn(namespace="team-a", name="llm-r0-0", labels=labels, body=pod))
+
+    (indexed,) = kept.values()
+    assert "managedFields" not in indexed["metadata"]
+    assert indexed["metadata"]["labels"] == labels
+    assert (indexed["spec"], indexed["status"]) == (pod["spec"], pod["status"])
+    assert "managedFields" in pod["metadata"]  # the watched object itself is left as it is

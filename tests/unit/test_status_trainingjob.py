@@ -176,10 +176,11 @@ def test_a_gang_never_admitted_fails_after_the_timeout_when_asked() -> None:
 
 def test_workers_the_job_controller_could_not_create_count_as_not_placed() -> None:
     one = an_attempt(0, a_worker(0))
-    early = plan(one, at=T0 + timedelta(seconds=2))
+    early = plan(one, at=T0 + timedelta(seconds=10))
     assert condition(early, "Scheduled")[1] == "Scheduling" and not early.wants_capacity
-    late = plan(one, at=T0 + timedelta(seconds=10), admission=QUOTA)
-    assert late.wants_capacity
+    assert early.settling  # the Job controller is still creating the gang's pods
+    late = plan(one, at=T0 + timedelta(seconds=20), admission=QUOTA)
+    assert late.wants_capacity and not late.settling
     assert condition(late, "Scheduled")[1:] == ("QuotaExceeded", QUOTA.message)
     released = plan(one, at=T0 + timedelta(seconds=301), admission=QUOTA)
     assert released.apply is not None and released.apply.suspend

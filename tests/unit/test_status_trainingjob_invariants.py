@@ -130,14 +130,19 @@ def check(
 
 
 def check_level_based(world: World, decision: TrainingJobPlan) -> None:
-    """Planning again gives the same plan; planning from an empty previous status gives the
-    same counters (each is recomputed from the observations)."""
+    """Planning again gives the same plan; planning from a previous status that kept only
+    startTime gives the same counters (each is recomputed from the observations). The job's
+    first start is recorded by status alone while its first gang runs whole (its Job is
+    stamped once a worker stops), so from an empty status it is recomputed or unknown."""
     assert world.plan()[1] == decision
     if world.latest is None:
         return
-    fresh = world.plan(previous=TrainingJobStatus())[1].status
+    kept = TrainingJobStatus(start_time=world.status.start_time)
+    fresh = world.plan(previous=kept)[1].status
     for name in COUNTERS:
         assert getattr(fresh, name) == getattr(decision.status, name), name
+    empty = world.plan(previous=TrainingJobStatus())[1].status
+    assert empty.start_time in (None, decision.status.start_time)
     # GPU-seconds whose pods vanished unseen are kept by status alone (never less).
     assert fresh.gpu_seconds <= decision.status.gpu_seconds
 

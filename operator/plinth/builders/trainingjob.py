@@ -156,9 +156,17 @@ class TrainingJobChildren:
     pod_group: Manifest | None = None
 
     def manifests(self) -> list[Manifest]:
-        """All children, in the order they are applied: Service, Secret, PodGroup, Job."""
+        """All children, in the order they are applied: PodGroup, Job, Service, Secret.
+
+        The Job goes first (after the PodGroup its pods name, which the scheduler needs before
+        it places them): its pods are what a job waits for, and the Job controller and the
+        scheduler start on them while the Service and the Secret are written. Neither is read
+        before a worker's container starts (the kubelet mounts the Secret then; workers find
+        each other through the Service when torchrun rendezvouses), and a reconcile cut short
+        between the writes applies the rest the next time.
+        """
         group = [self.pod_group] if self.pod_group else []
-        return [self.service, self.secret, *group, self.job]
+        return [*group, self.job, self.service, self.secret]
 
 
 # --------------------------------------------------------------------------------------

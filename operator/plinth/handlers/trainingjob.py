@@ -84,6 +84,7 @@ class TrainingJobAdapter:
             wants_capacity=decision.wants_capacity and inputs.capacity is None,
             admits=decision.admits,
             wants_objects=tuple(node_ref(name) for name in wants_nodes),
+            settling=decision.settling,
         )
 
     def invalid_spec_status(

@@ -137,12 +137,12 @@ class Kube:
     _sent: dict[ObjectKey, _Sent] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _resources: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
-    #: Called with the verb of every request sent (for the operator's own metrics).
-    on_request: Callable[[str], None] | None = field(default=None, repr=False)
+    #: Called with the verb and object kind of every request sent (the operator's metrics).
+    on_request: Callable[[str, str], None] | None = field(default=None, repr=False)
 
-    def _count(self, verb: str) -> None:
+    def _count(self, verb: str, kind: str) -> None:
         if self.on_request is not None:
-            self.on_request(verb)
+            self.on_request(verb, kind)
 
     @property
     def dynamic(self) -> DynamicClient:
@@ -177,7 +177,7 @@ class Kube:
 
     def _send(self, manifest: Manifest, verb: str, send: Callable[[Any], object]) -> None:
         resource = self._resource(manifest["apiVersion"], manifest["kind"])
-        self._count(verb)
+        self._count(verb, manifest["kind"])
         try:
             send(resource)
         except ForbiddenError as error:
@@ -246,7 +246,7 @@ class Kube:
         """Delete an object with background propagation; False when it was already gone."""
         self.forget(ref.api_version, ref.kind, ref.namespace, ref.name)
         resource = self._resource(ref.api_version, ref.kind)
-        self._count("delete")
+        self._count("delete", ref.kind)
         try:
             _body(
                 self.dynamic.delete,
@@ -263,7 +263,7 @@ class Kube:
         """Merge-patch the status subresource; False when the object is gone (deleted
         since it was read: there is nothing left to tell)."""
         resource = self._resource(ref.api_version, ref.kind).subresources["status"]
-        self._count("patch")
+        self._count("patch", f"{ref.kind}/status")
         try:
             _body(
                 self.dynamic.patch,
@@ -312,7 +312,7 @@ class Kube:
     def get_object(self, api_version: str, kind: str, namespace: str, name: str) -> Manifest | None:
         """One object as the API server writes it, or None when it does not exist."""
         resource = self._resource(api_version, kind)
-        self._count("get")
+        self._count("get", kind)
         try:
             answer = _body(self.dynamic.get, resource, name=name, namespace=namespace)
         except NotFoundError:
@@ -324,6 +324,6 @@ class Kube:
     ) -> list[Manifest]:
         """Objects as the API server writes them (camelCase), filtered by selectors."""
         resource = self._resource(api_version, kind)
-        self._count("list")
+        self._count("list", kind)
         answer = _body(self.dynamic.get, resource, namespace=namespace, **selectors)
         return list(json.loads(answer)["items"])

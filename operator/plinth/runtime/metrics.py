@@ -46,15 +46,16 @@ RECONCILE_SECONDS = Histogram(
 
 API_REQUESTS = Counter(
     "plinth_api_requests",
-    "Requests the operator's reconciles sent to the API server, by verb.",
-    ["verb"],
+    "Requests the operator's reconciles sent to the API server, by verb and object kind.",
+    ["verb", "kind"],
     registry=REGISTRY,
 )
 
 
-def count_api_request(verb: str) -> None:
-    """Hook for the kube layer: count one request."""
-    API_REQUESTS.labels(verb=verb).inc()
+def count_api_request(verb: str, kind: str) -> None:
+    """Hook for the kube layer: count one request of `verb` ("apply", "patch", "create",
+    "get", "list", "delete") on an object of `kind` ("Job", "Event", "TrainingJob/status")."""
+    API_REQUESTS.labels(verb=verb, kind=kind).inc()
 
 
 class ReconcileOutcome:

@@ -41,10 +41,11 @@ RESYNC_SECONDS = 300.0
 #: A plan may ask for more than once (an object read reveals which pods to ask).
 MAX_READ_ROUNDS = 3
 #: A status update already superseded (newer events of the resource are queued: its own
-#: children's, or its pods moving on) is held back for the next reconcile, which writes
-#: what those events changed, for at most this many seconds (then it is written anyway).
-#: In a burst each status patch and Event is a write the API server must make beside the
-#: pods' own; intermediate states no one could read before they changed are not written.
+#: children's, or its pods moving on), or one its planner calls settling (a gang being
+#: created, placed and started), is held back for a later reconcile, which writes what has
+#: changed since, for at most this many seconds (then it is written anyway). In a burst
+#: each status patch and Event is a write the API server must make beside the pods' own;
+#: intermediate states that last a moment are not written.
 STATUS_HOLD_SECONDS = 5.0
 
 AnyAdapter = KindAdapter[Any, Any, Any]
@@ -90,12 +91,13 @@ class HeldStatuses:
     _since: dict[tuple[str, str, str], float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def hold(self, key: tuple[str, str, str]) -> bool:
-        """Whether `key`'s update may be held back once more (and note that it is)."""
+    def hold(self, key: tuple[str, str, str]) -> float:
+        """Seconds `key`'s update may still be held back (0: write it now); notes that it is
+        held from now on if it was not."""
         now = time.monotonic()
         with self._lock:
             since = self._since.setdefault(key, now)
-        return now - since < STATUS_HOLD_SECONDS
+        return max(STATUS_HOLD_SECONDS - (now - since), 0.0)
 
     def release(self, key: tuple[str, str, str]) -> None:
         with self._lock:
@@ -200,6 +202,7 @@ class Reconciler:
         status update is then held back (STATUS_HOLD_SECONDS)."""
         body = snapshot.owner
         if body["metadata"].get("deletionTimestamp"):
+            self.held.release(ObjectRef.of(body).key)
             return None
         owner, now = owner_meta(body), datetime.now(UTC)
         previous = self._previous_status(adapter, body)
@@ -222,11 +225,12 @@ class Reconciler:
         try:
             plan = self._plan_and_carry_out(adapter, inputs)
             if plan.delete_owner:
+                self.held.release(owner.ref.key)
                 return None
-            self._write_status(adapter, owner.ref, previous, plan, superseded=superseded)
+            held = self._write_status(adapter, owner.ref, previous, plan, superseded=superseded)
         except NamespaceTerminatingError:
             return None  # the namespace and everything in it is going: nothing to converge
-        return min(plan.check_again_after or RESYNC_SECONDS, RESYNC_SECONDS)
+        return min(plan.check_again_after or RESYNC_SECONDS, held or RESYNC_SECONDS)
 
     def _write_status(
         self,
@@ -236,12 +240,18 @@ class Reconciler:
         plan: Plan[Any],
         *,
         superseded: Callable[[], bool],
-    ) -> None:
-        """Write the plan's status and Events, unless newer events already supersede it
-        (held back for the queued reconcile, which writes it with what they changed)."""
-        if plan.status != previous and not plan.events and superseded() and self.held.hold(ref.key):
-            return
+    ) -> float | None:
+        """Write the plan's status and Events, unless it may be held back (STATUS_HOLD_SECONDS):
+        newer events already supersede it, or it is a step of progress that moves on by itself
+        (`Plan.settling`). Returns the seconds it may still be held (None: written or
+        unchanged): the resource is looked at again by then, so it is written at the latest."""
+        changed = plan.status != previous
+        if changed and not plan.events and (plan.settling or superseded()):
+            left = self.held.hold(ref.key)
+            if left > 0:
+                return left
         self.held.release(ref.key)
         StatusWriter(self.kube).write(
             ref, previous, plan.status, adapter.warning_conditions, plan.events
         )
+        return None

@@ -103,3 +103,8 @@ class Plan(Generic[StatusT]):
     #: Events to record once the status is written (posted only when the status changed,
     #: so a reconcile run again records nothing twice).
     events: tuple[EventToPost, ...] = ()
+    #: The status is a step of progress that moves on by itself within seconds (a gang
+    #: whose workers are being created, placed and started): the runtime may hold it back
+    #: for a few seconds and write the state it has moved on to instead, so a burst of
+    #: starting jobs does not pay a status patch and an Event for every intermediate step.
+    settling: bool = False

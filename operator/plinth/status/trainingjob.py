@@ -22,6 +22,7 @@ Running is claimed only while workers run.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -46,6 +47,7 @@ from plinth.status.trainingjob_facts import (
     clock_running,
     current_gpu_seconds,
     facts_of,
+    first_run,
     gang_size,
     member_losses,
     needed,
@@ -69,8 +71,11 @@ STOPPING_RECHECK_SECONDS = 2.0
 #: ends, and one that can never fit the cluster as it is (nodes may be added).
 ADMISSION_RECHECK_SECONDS = {Verdict.WAIT: 5.0, Verdict.NEVER: 30.0}
 #: Seconds the Job controller gets to create an unsuspended attempt's pods before a missing
-#: one counts as not placed (a ResourceQuota may refuse it).
-POD_CREATION_GRACE_SECONDS = 5.0
+#: one counts as not placed (a ResourceQuota may refuse it). In a burst of hundreds of jobs
+#: the Job controller takes more than 5 s to create some gangs' pods (measured at 200 x 4).
+POD_CREATION_GRACE_SECONDS = 15.0
+#: The reason of a gang whose workers are placed and whose containers are starting.
+STARTING = "ContainersStarting"
 
 Cond = TrainingJobConditionType
 TRUE, FALSE = ConditionStatus.TRUE, ConditionStatus.FALSE
@@ -110,6 +115,8 @@ class TrainingJobPlan:
     admits: bool = True
     #: Nodes the planner wants read: those of workers whose node may have gone silent.
     wants_nodes: tuple[str, ...] = ()
+    #: The gang is being created, placed and started, nothing in its way (`Plan.settling`).
+    settling: bool = False
 
 
 @dataclass(frozen=True)
@@ -123,6 +130,8 @@ class _Outcome:
     wants_capacity: bool = False
     admits: bool = True
     completion_time: datetime | None = None
+    #: A step of a gang starting with nothing in its way (`TrainingJobPlan.settling`).
+    settling: bool = False
 
 
 def _update(kind: Cond, status: ConditionStatus, reason: str, message: str) -> ConditionUpdate:
@@ -156,18 +165,36 @@ def _bank(facts: Facts, suspend: bool) -> tuple[float, datetime | None]:
     return latest.banked_gpu_seconds, latest.banked_at
 
 
+def _evidence_kept(facts: Facts, suspend: bool, changes: Mapping[str, object]) -> bool:
+    """Whether the gang's start need not be stamped on its Job now: the job's first run
+    (status.startTime records it too) with every worker still running, so the pods show it,
+    and the attempt not being suspended or ended (which is written to the Job anyway). In a
+    burst of new jobs a stamp as each gang starts would be one more write per job; it is
+    written as soon as a worker stops, is lost or is going, while its pod still shows it."""
+    members = facts.members
+    return (
+        first_run(facts.attempt)
+        and not suspend
+        and "ended" not in changes
+        and not facts.lost
+        and len(members) >= needed(facts.spec)
+        and all(m.phase == WorkerPhase.RUNNING and m.deleted_at is None for m in members)
+    )
+
+
 def _keep(facts: Facts, suspend: bool, **changes: object) -> AttemptToApply:
     """The newest attempt as it is, with what was learnt about it stamped."""
     latest = facts.attempt
     banked, banked_at = _bank(facts, suspend)
+    unstamped = _evidence_kept(facts, suspend, changes)
     base = AttemptToApply(
         attempt=latest.attempt,
         suspend=suspend,
         carried=latest.carried,
         gang_released_at=latest.gang_released_at,
         gang_window_start=latest.gang_window_start or latest.created,
-        gang_started_at=facts.gang_started_at,
-        active_since=facts.active_since,
+        gang_started_at=latest.gang_started_at if unstamped else facts.gang_started_at,
+        active_since=latest.active_since if unstamped else facts.active_since,
         ended=latest.ended,
         banked_gpu_seconds=banked,
         banked_at=banked_at,
@@ -515,6 +542,7 @@ def _admit(facts: Facts, observed: ObservedTrainingJob, now: datetime) -> _Outco
             ),
             apply=_keep(facts, suspend=False, gang_window_start=now),
             check_again_after=float(timeout),
+            settling=True,
         )
     deadline = (latest.gang_window_start or latest.created) + timedelta(seconds=timeout)
     if spec.scheduling.on_timeout == ScheduleTimeoutAction.FAIL:
@@ -593,8 +621,8 @@ def _placement(
     if missing:
         created = len(facts.live) + len(facts.succeeded)
         message = (
-            f"{created} of {needed(spec)} workers created; the Job controller could not "
-            f"create the others ({_gang_message(spec, observed, facts)})"
+            f"{created} of {needed(spec)} workers created; the Job controller has not "
+            f"created the others ({_gang_message(spec, observed, facts)})"
         )
         return "WorkersNotCreated", message
     stuck = any(m.unschedulable_message for m in facts.live)
@@ -661,6 +689,7 @@ def _placing(
         check_again_after=check_again,
         wants_capacity=stuck,
         admits=False,
+        settling=not stuck,
     )
 
 
@@ -748,7 +777,7 @@ def _starting(facts: Facts) -> ConditionUpdate:
         if problem is not None:
             message = f"worker {member.index} cannot start: {problem.message}"
             return _update(Cond.RUNNING, FALSE, problem.reason, message)
-    return _update(Cond.RUNNING, FALSE, "ContainersStarting", "Workers are placed and starting.")
+    return _update(Cond.RUNNING, FALSE, STARTING, "Workers are placed and starting.")
 
 
 def _active(
@@ -771,6 +800,7 @@ def _active(
             phase=TrainingJobPhase.PENDING,
             updates=(scheduled, starting, not_suspended),
             apply=_keep(facts, suspend=False),
+            settling=starting.reason == STARTING,
         )
     running = len(facts.running)
     if running and running + len(facts.succeeded) >= want:
@@ -813,6 +843,7 @@ def _first_attempt(
         updates=(_update(Cond.RUNNING, FALSE, "Creating", message),),
         apply=apply,
         check_again_after=1.0,
+        settling=not apply.suspend,
     )
 
 
@@ -963,7 +994,14 @@ def _facts(
     latest: ObservedAttempt | None = observed.latest
     if latest is None:
         return None
-    return facts_of(spec, observed, latest, now, previous.gpu_seconds)
+    return facts_of(
+        spec,
+        observed,
+        latest,
+        now,
+        shown_gpu_seconds=previous.gpu_seconds,
+        job_start=previous.start_time,
+    )
 
 
 def plan_trainingjob(
@@ -1004,4 +1042,5 @@ def plan_trainingjob(
         wants_capacity=outcome.wants_capacity,
         admits=outcome.admits,
         wants_nodes=wants_nodes,
+        settling=outcome.settling,
     )

@@ -178,12 +178,16 @@ class Facts:
 
 
 def _gang_started_at(
-    spec: TrainingJobSpec, attempt: ObservedAttempt, now: datetime
+    spec: TrainingJobSpec, attempt: ObservedAttempt, now: datetime, job_start: datetime | None
 ) -> datetime | None:
-    """When the needed workers first all ran: stamped, or seen in these pods (a Running or
+    """When the needed workers first all ran: stamped on the Job; in the attempt in which the
+    job first ran, the job's start that status records (`job_start`, status.startTime: that
+    attempt's Job is not stamped, see `first_run`); else seen in these pods (a Running or
     Succeeded worker has run, since its container started; a Failed one may never have)."""
     if attempt.gang_started_at is not None:
         return attempt.gang_started_at
+    if first_run(attempt) and job_start is not None:
+        return job_start
     starts = sorted(m.ran_at or m.start_time or now for m in attempt.members if m.has_run)
     return starts[needed(spec) - 1] if len(starts) >= needed(spec) else None
 
@@ -194,11 +198,21 @@ def _active_since(
     """When this attempt began counting towards the deadline: from the gang's first run for
     the attempt in which the job first starts; for a later attempt, from when it ran
     unsuspended (a restart's wait for placement counts; a suspension does not)."""
-    if attempt.active_since is not None or attempt.ended is not None:
+    if attempt.active_since is not None:
         return attempt.active_since
-    if attempt.carried.start_time is None:
+    if first_run(attempt):
         return gang_started_at
+    if attempt.ended is not None:
+        return None
     return None if attempt.suspended else attempt.started_at or now
+
+
+def first_run(attempt: ObservedAttempt) -> bool:
+    """Whether the job has not run before this attempt: its gang's first run is the job's
+    start, which status records (status.startTime), and so is when the attempt began to
+    count towards the deadline. Such an attempt's Job is not stamped with either: in a burst
+    of new jobs that would be one more write per job as each gang starts."""
+    return attempt.carried.start_time is None
 
 
 def facts_of(
@@ -206,10 +220,13 @@ def facts_of(
     observed: ObservedTrainingJob,
     attempt: ObservedAttempt,
     now: datetime,
+    *,
     shown_gpu_seconds: float = 0.0,
+    job_start: datetime | None = None,
 ) -> Facts:
-    """The newest attempt read once; `shown_gpu_seconds` is what status says so far."""
-    gang_started_at = _gang_started_at(spec, attempt, now)
+    """The newest attempt read once; `shown_gpu_seconds` and `job_start` are what status
+    says so far (status.gpuSeconds, status.startTime)."""
+    gang_started_at = _gang_started_at(spec, attempt, now, job_start)
     return Facts(
         spec=spec,
         attempt=attempt,
