@@ -17,7 +17,7 @@ kept Running by kwok with the annotation devcluster.plinth.dev/run-forever) is m
 Per job it times from the moment the create call of the user's first object returned until
 all its workers are Running (a pod watch), then takes the median and p99. For the operators it
 also reads their API requests (Plinth: `plinth_api_requests_total`, which counts its
-reconciles' requests; Kubeflow: controller-runtime's `rest_client_requests_total`, every
+reconciles' requests, split by verb and by object kind; Kubeflow: controller-runtime's `rest_client_requests_total`, every
 request of the process, watches included), CPU seconds and peak RSS. Every mode starts its own
 cluster, so none inherits another's load; the modes run one after the other on this machine.
 
@@ -27,7 +27,9 @@ cluster, so none inherits another's load; the modes run one after the other on t
     .venv/bin/python bench/bench_side_by_side.py --modes plinth,kubeflow --steady 5
 
 `--profile` runs py-spy (if installed in the venv) on Plinth's operator during the burst and
-watches the writes of each job in resourceVersion order (which come before its Job).
+watches the writes of each job in resourceVersion order (which come before its Job) and the
+statuses each TrainingJob showed on its way to Running (how many, the commonest sequences,
+and every status of a job with the median count).
 `--steady M` counts each operator's API requests for M minutes once every job is Running.
 Results: bench/results/side-by-side-<nodes>x<jobs>.json (and, with --scale,
 side-by-side-scale.json and .png).

@@ -183,6 +183,19 @@ def mount_webhook_secret(api: client.ApiClient, files: KubeflowFiles) -> bool:
     return True
 
 
+def seed_certs(files: KubeflowFiles) -> None:
+    """Where the rotator's fixed folder already holds certificates (an earlier cluster's),
+    the rotator lets the manager go on at once, and its webhook server reads its own folder
+    before `up` has copied this cluster's Secret there: the manager then exits. Those
+    certificates are copied there first (the webhook is never called; the server reloads the
+    files when `up` writes this cluster's)."""
+    if all((ROTATOR_CERT_DIR / name).is_file() for name in CERT_FILES):
+        files.certs.mkdir(parents=True, exist_ok=True)
+        for name in CERT_FILES:
+            (files.certs / name).write_bytes((ROTATOR_CERT_DIR / name).read_bytes())
+        (files.certs / "tls.key").chmod(0o600)
+
+
 def write_certs(folder: Path, data: Mapping[str, str | bytes]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name in CERT_FILES:
@@ -230,6 +243,7 @@ def start(
     with api_client(kubeconfig) as api:
         starter.ready("kubeflow CRDs", lambda: crds_established(api))
         create_namespace_secret_and_webhook(api)
+        seed_certs(files)
         starter.start(program(binary_path, kubeconfig, files, ports, threads))
         starter.ready("kubeflow certificates", lambda: mount_webhook_secret(api, files))
     # Ready once the rotator saw the certificates, injected its CA and the webhook server runs.

@@ -38,9 +38,11 @@ def busy(node: str) -> Any:
     return a_pod(0).on_node(node).in_namespace("team-b").not_owned().build()
 
 
-def admitted_gang_job(name: str, workers: int, *, suspend: bool = False) -> dict[str, Any]:
+def admitted_gang_job(
+    name: str, workers: int, *, suspend: bool = False, gpus: int = 8
+) -> dict[str, Any]:
     """Another TrainingJob's attempt Job, unsuspended, whose workers are not on nodes yet."""
-    container = {"name": "worker", "resources": {"requests": {GPU_RESOURCE: "8"}}}
+    container = {"name": "worker", "resources": {"requests": {GPU_RESOURCE: str(gpus)}}}
     return {
         "metadata": {"name": name, "namespace": "team-c", "labels": {LABEL_TRAININGJOB: name}},
         "spec": {
@@ -217,3 +219,25 @@ def test_a_gang_booked_as_admitted_holds_its_gpus_until_read_unsuspended() -> No
         ClusterCapacity(FOUR_NODES, (), gang_jobs=book.over([suspended])), demand(3)
     ).verdict == (Verdict.WAIT)
     assert admit(ClusterCapacity(FOUR_NODES, (), gang_jobs=(suspended,)), demand(3)).admitted
+
+
+def test_workers_on_their_way_are_counted_on_the_fullest_node_that_holds_them() -> None:
+    """Best fit, largest worker first, the first node on a tie: as a packing scheduler
+    would place them."""
+    taken = {"n1": 4, "n2": 6, "n3": 4}  # n0 8 free, n1 4, n2 2, n3 4
+    pods = tuple(
+        a_pod(i).on_node(node).with_gpus(gpus).in_namespace("team-b").not_owned().build()
+        for i, (node, gpus) in enumerate(taken.items())
+    )
+    jobs = (admitted_gang_job("big", 2, gpus=4), admitted_gang_job("small", 3, gpus=2))
+    capacity = ClusterCapacity(FOUR_NODES, pods, gang_jobs=jobs)
+    free = free_gpus_by_node(capacity, ignore=not_own)
+    # 4 -> n1 (tie with n3, n1 first); 4 -> n3; 2 -> n2; 2 -> n0; 2 -> n0
+    assert free == {"n0": 4, "n1": 0, "n2": 0, "n3": 0}
+
+
+def test_a_worker_no_node_can_hold_takes_nothing() -> None:
+    pods = (busy("n0"), busy("n1"), busy("n2"))
+    jobs = (admitted_gang_job("wide", 2, gpus=8),)
+    free = free_gpus_by_node(ClusterCapacity(FOUR_NODES, pods, gang_jobs=jobs), ignore=not_own)
+    assert free == {"n0": 0, "n1": 0, "n2": 0, "n3": 0}  # the second worker fits nowhere

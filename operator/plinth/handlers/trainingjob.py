@@ -44,8 +44,10 @@ class TrainingJobAdapter:
 
     info: ClassVar[KindInfo] = TRAINING_JOB
     child_sources: ClassVar[Sequence[ChildSource]] = (
-        ChildSource.owned_by("TrainingJob", "jobs", "batch", "v1", "jobs"),
-        ChildSource.owned_by("TrainingJob", "pods", "", "v1", "pods"),
+        ChildSource.owned_by(
+            "TrainingJob", "jobs", "batch", "v1", "jobs", spec_fields=("suspend",)
+        ),
+        ChildSource.owned_by("TrainingJob", "pods", "", "v1", "pods", spec_fields=("nodeName",)),
     )
     warning_conditions: ClassVar[Mapping[str, str]] = MappingProxyType(
         {"Failed": "True", "Restarting": "True", "Accepted": "False"}

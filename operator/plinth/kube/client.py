@@ -118,6 +118,18 @@ def _merged(state: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any
     return merged
 
 
+def _patchable(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of an applied manifest to judge later merge patches against (`_restates`),
+    without its pod template: a Job's is immutable and a Deployment's is applied whole, never
+    merge-patched, and it is most of the manifest (the client keeps one per applied object).
+    A patch that names a field not kept is sent."""
+    kept = copy.deepcopy({k: v for k, v in manifest.items() if k != "spec"})
+    spec = manifest.get("spec")
+    if isinstance(spec, Mapping):
+        kept["spec"] = copy.deepcopy({k: v for k, v in spec.items() if k != "template"})
+    return kept
+
+
 def _object_key(manifest: Mapping[str, Any]) -> ObjectKey:
     metadata = manifest["metadata"]
     return (
@@ -205,7 +217,7 @@ class Kube:
             ),
         )
         with self._lock:
-            self._sent[key] = _Sent(fingerprint, time.monotonic(), copy.deepcopy(manifest))
+            self._sent[key] = _Sent(fingerprint, time.monotonic(), _patchable(manifest))
         return True
 
     def merge_patch(self, manifest: Manifest) -> bool:

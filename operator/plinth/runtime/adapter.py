@@ -39,10 +39,21 @@ class ChildSource:
     owner_label: str
     #: Older owner labels still read (children made by an earlier Plinth), never written.
     legacy_labels: tuple[str, ...] = ()
+    #: The fields of the children's spec that the kind's observer reads (None: all). The
+    #: index keeps only these: a worker pod's or a Job's spec (containers, volumes, the pod
+    #: template) is most of the object, and the operator holds thousands of them.
+    spec_fields: tuple[str, ...] | None = None
 
     @classmethod
     def owned_by(
-        cls, owner_kind: str, name: str, group: str, version: str, plural: str
+        cls,
+        owner_kind: str,
+        name: str,
+        group: str,
+        version: str,
+        plural: str,
+        *,
+        spec_fields: tuple[str, ...] | None = None,
     ) -> ChildSource:
         """A source of children labelled with `owner_kind`'s owner label (and its legacy
         labels)."""
@@ -53,6 +64,7 @@ class ChildSource:
             plural=plural,
             owner_label=owner_label(owner_kind),
             legacy_labels=LEGACY_OWNER_LABELS.get(owner_kind, ()),
+            spec_fields=spec_fields,
         )
 
 

@@ -58,15 +58,18 @@ class IntentFilter:
         self._seen.pop(key, None)
 
 
-def indexed(body: Mapping[str, Any]) -> dict[str, Any]:
+def indexed(body: Mapping[str, Any], spec_fields: tuple[str, ...] | None = None) -> dict[str, Any]:
     """An object as its index keeps it: without metadata.managedFields, which no plan reads
     and which is a large share of every object the API server sends (the field managers of
-    a pod's every status writer); at a thousand jobs of eight workers the indexes hold
-    thousands of pods."""
+    a pod's every status writer), and with only `spec_fields` of its spec (None: all); at
+    a thousand jobs of eight workers the indexes hold thousands of pods."""
     kept = dict(body)
     metadata = kept.get("metadata")
     if isinstance(metadata, Mapping) and "managedFields" in metadata:
         kept["metadata"] = {k: v for k, v in metadata.items() if k != "managedFields"}
+    spec = kept.get("spec")
+    if spec_fields is not None and isinstance(spec, Mapping):
+        kept["spec"] = {k: v for k, v in spec.items() if k in spec_fields}
     return kept
 
 
@@ -134,7 +137,7 @@ def _register_label(
     async def index_child(
         namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
     ) -> Any:
-        return {owner_key(namespace, labels): indexed(body)}
+        return {owner_key(namespace, labels): indexed(body, source.spec_fields)}
 
     async def child_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
         enqueue(kind, *owner_key(namespace, labels))

@@ -8,7 +8,8 @@ what fits is pure.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import heapq
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -216,12 +217,33 @@ def free_gpus_by_node(capacity: ClusterCapacity, *, ignore: Predicate) -> dict[s
     counted on the fullest node that can hold it, as a packing scheduler would)."""
     used = _gpus_in_use(capacity.active_pods, ignore)
     free = {node_name(node): _free_gpus(node, used) for node in capacity.nodes}
-    for gpus in sorted(_unplaced_workers(capacity, ignore), reverse=True):
-        fitting = [name for name, left in free.items() if left >= gpus]
-        if fitting:
-            tightest = min(fitting, key=lambda name: free[name])
-            free[tightest] -= gpus
+    _pack(free, sorted(_unplaced_workers(capacity, ignore), reverse=True))
     return free
+
+
+def _pack(free: dict[str, int], workers: Sequence[int]) -> None:
+    """Take each worker's GPUs (largest first) from the node with the fewest free GPUs that
+    can hold it, the first such node in `free`'s order on a tie (best fit, as a packing
+    scheduler places them); a worker no node can hold takes nothing. Nodes are kept in
+    buckets by free GPUs (each a heap of node positions), so a worker costs a step per
+    GPU count, not one per node: in a burst of a thousand gangs on a thousand nodes each
+    admission packs thousands of workers on their way (profiled: 236 ms per admission
+    when every node was scanned for every worker)."""
+    names = list(free)
+    buckets: dict[int, list[int]] = {}
+    for position, name in enumerate(names):
+        if free[name] > 0:
+            buckets.setdefault(free[name], []).append(position)  # ascending: a valid heap
+    most = max(buckets, default=0)
+    for gpus in workers:
+        tightest = next((f for f in range(gpus, most + 1) if buckets.get(f)), None)
+        if tightest is None:
+            continue
+        position = heapq.heappop(buckets[tightest])
+        left = tightest - gpus
+        free[names[position]] = left
+        if left > 0:
+            heapq.heappush(buckets.setdefault(left, []), position)
 
 
 def worker_room(free: Mapping[str, int], nodes: Iterable[Mapping[str, Any]], gpus: int) -> int:
