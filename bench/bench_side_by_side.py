@@ -17,9 +17,10 @@ kept Running by kwok with the annotation devcluster.plinth.dev/run-forever) is m
 Per job it times from the moment the create call of the user's first object returned until
 all its workers are Running (a pod watch), then takes the median and p99. For the operators it
 also reads their API requests (Plinth: `plinth_api_requests_total`, which counts its
-reconciles' requests, split by verb and by object kind; Kubeflow: controller-runtime's `rest_client_requests_total`, every
-request of the process, watches included), CPU seconds and peak RSS. Every mode starts its own
-cluster, so none inherits another's load; the modes run one after the other on this machine.
+reconciles' requests, split by verb and by object kind; Kubeflow: controller-runtime's
+`rest_client_requests_total`, every request of the process, watches included), CPU seconds
+and peak RSS. Every mode starts its own cluster, so none inherits another's load; the modes
+run one after the other on this machine.
 
     .venv/bin/python bench/bench_side_by_side.py                      # 200 x 4 on 100 nodes
     .venv/bin/python bench/bench_side_by_side.py --scale 50,200,800   # nodes grow with jobs
