@@ -164,6 +164,11 @@ class Kube:
         with self._lock:
             if self._dynamic is None:
                 self._dynamic = DynamicClient(self.api)
+                # Its discovery cache is a file named after the server's address, shared by
+                # every client on this machine: a cluster started on a port an earlier one used
+                # was served that one's APIs (seen: a PodGroup API no longer there, every apply
+                # of a PodGroup then refused). Discovered afresh once per client.
+                self._dynamic.resources.invalidate_cache()
             return self._dynamic
 
     def _resource(self, api_version: str, kind: str) -> Any:
