@@ -1042,5 +1042,6 @@ def plan_trainingjob(
         wants_capacity=outcome.wants_capacity,
         admits=outcome.admits,
         wants_nodes=wants_nodes,
-        settling=outcome.settling,
+        # a step of a starting gang is held only within one phase (a restart is told at once)
+        settling=outcome.settling and previous.phase in (None, outcome.phase),
     )
