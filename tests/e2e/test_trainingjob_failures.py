@@ -94,10 +94,20 @@ def evict(api_client: client.ApiClient, namespace: str, pod: str) -> None:
 
 
 def running_attempt(cluster: ClusterInfo, namespace: str, name: str, attempt: int) -> bool:
+    """The status says the gang of `attempt` runs (a status written after that attempt's
+    Job was created; until then it still tells the attempt before), and its Job exists."""
     status = status_of(cluster, namespace, name)
-    return status.get("phase") == "Running" and any(
-        j["metadata"]["name"] == f"{name}-r{attempt}"
-        for j in children(cluster, namespace, "jobs", name)
+    running = next(
+        (c for c in status.get("conditions", ()) if c["type"] == "Running"), {"status": ""}
+    )
+    return (
+        status.get("phase") == "Running"
+        and running["status"] == "True"
+        and f"(attempt {attempt})" in running.get("message", "")
+        and any(
+            j["metadata"]["name"] == f"{name}-r{attempt}"
+            for j in children(cluster, namespace, "jobs", name)
+        )
     )
 
 
