@@ -225,6 +225,51 @@ def test_a_status_update_already_superseded_waits_for_the_next_reconcile(
     assert rig.writes_of("status") == ["TrainingJob/gpt"]
 
 
+def test_a_new_phase_is_written_at_once_though_newer_events_are_queued(
+    rig: ReconcileRig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a status within one phase waits for newer events; a new phase (here a job
+    suspended by its user) is told at once, with its Event, so no state is skipped."""
+    create_unplaceable(rig, "llm")
+    monkeypatch.setattr(reconciler_module, "STATUS_HOLD_SECONDS", 0.0)
+    rig.reconcile(TJ, "llm")
+    assert rig.owner(TJ, "llm")["status"]["phase"] == "Pending"
+    monkeypatch.setattr(reconciler_module, "STATUS_HOLD_SECONDS", 5.0)
+    rig.kube().merge_patch(
+        {
+            "apiVersion": "plinth.dev/v1alpha1",
+            "kind": TJ,
+            "metadata": {"name": "llm", "namespace": rig.namespace},
+            "spec": {"suspend": True},
+        }
+    )
+
+    rig.reconcile(TJ, "llm", superseded=True)
+
+    assert rig.writes_of("status") == ["TrainingJob/llm"]
+    assert rig.owner(TJ, "llm")["status"]["phase"] == "Suspended"
+
+
+def test_in_a_burst_a_new_gang_gets_its_job_before_anything_else(rig: ReconcileRig) -> None:
+    """While other new resources wait for their first writes, a reconcile creating a gang
+    writes only its PodGroup and Job and comes back soon for the Service, the Secret, the
+    status and its Event; it defers once, so it is never starved however busy the queue."""
+    create_unplaceable(rig, "llm")
+
+    again = rig.reconcile(TJ, "llm", others_waiting=True)
+
+    assert rig.writes_of("apply", "patch", "status", "event") == ["Job/llm-r0"]
+    assert again is not None and again <= 1.0
+    assert "status" not in rig.owner(TJ, "llm")
+
+    rig.reconcile(TJ, "llm", others_waiting=True)
+
+    assert child_names(rig, "llm") == expected_children("llm")
+    assert {"Service/llm", "Secret/llm-metrics-token"} <= set(rig.writes_of("apply"))
+    assert condition(rig.owner(TJ, "llm"), "Created")["status"] == "True"
+    assert len(rig.events("llm")) == 1
+
+
 def test_reconciling_again_rewrites_nothing_and_repeats_no_event(rig: ReconcileRig) -> None:
     create_unplaceable(rig, "llm")
     rig.reconcile(TJ, "llm")

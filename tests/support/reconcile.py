@@ -23,7 +23,7 @@ from plinth.intake.auth import TokenIssuer
 from plinth.intake.book import ReportBook
 from plinth.kube.client import Kube
 from plinth.runtime.adapter import ChildSource, OperatorSettings
-from plinth.runtime.reconciler import AnyAdapter, HeldStatuses, Reconciler
+from plinth.runtime.reconciler import AnyAdapter, DeferredRest, HeldStatuses, Reconciler
 from plinth.runtime.store import ObjectStore, Snapshot, index_name, owners_index
 
 #: Nothing listens there: the workers' metrics URL only has to be rendered.
@@ -137,6 +137,8 @@ class ReconcileRig:
     writes: list[tuple[str, str]] = field(default_factory=list)
     #: Status updates held back, kept across reconciles as one operator keeps them.
     held: HeldStatuses = field(default_factory=HeldStatuses)
+    #: Resources whose writes after their leading children were deferred, likewise.
+    deferred: DeferredRest = field(default_factory=DeferredRest)
 
     def kube(self) -> Kube:
         """A fresh client, as a freshly started operator has."""
@@ -171,18 +173,22 @@ class ReconcileRig:
         snapshot: Snapshot | None = None,
         die_after: int | None = None,
         superseded: bool = False,
+        others_waiting: bool = False,
     ) -> float | None:
         """One reconcile of `kind` `name` from a fresh snapshot (or `snapshot`), through a
         fresh client; with `die_after`, the operator dies before its next write after
         that many (OperatorKilledError); `superseded`: as when newer events of the
-        resource are queued meanwhile. Its writes are left in `writes`."""
+        resource are queued meanwhile; `others_waiting`: as when other new resources wait
+        for their first writes. Its writes are left in `writes`."""
         kube = RecordingKube(api=self.api, die_after=die_after)
         self.writes = kube.writes
         adapter = self.adapter(kind)
         if snapshot is None:
             snapshot = read_snapshot(kube, adapter, self.namespace, name)
-        reconciler = Reconciler(kube=kube, settings=SETTINGS, book=self.book, held=self.held)
-        return reconciler.reconcile(adapter, snapshot, lambda: superseded)
+        reconciler = Reconciler(
+            kube=kube, settings=SETTINGS, book=self.book, held=self.held, deferred=self.deferred
+        )
+        return reconciler.reconcile(adapter, snapshot, lambda: superseded, lambda: others_waiting)
 
     def writes_of(self, *what: str) -> list[str]:
         """What the latest reconcile wrote of the kinds of write `what` (apply, patch,

@@ -187,6 +187,20 @@ def test_workers_the_job_controller_could_not_create_count_as_not_placed() -> No
     assert condition(released, "Scheduled")[1] == "GangTimeout"
 
 
+def test_a_gang_whose_pods_keep_appearing_is_progress_not_pods_missing() -> None:
+    """In a burst the Job controller creates pods at its client's rate: a gang whose newest
+    worker appeared within the grace is still being created (settling, its status may wait);
+    once none has appeared for the grace, the missing ones are named."""
+    appearing = an_attempt(0, a_worker(0, created=T0 + timedelta(seconds=12)))
+    creating = plan(appearing, at=T0 + timedelta(seconds=20))
+    assert condition(creating, "Scheduled")[1] == "Scheduling" and creating.settling
+    stalled = plan(appearing, at=T0 + timedelta(seconds=28))
+    assert condition(stalled, "Scheduled")[1] == "WorkersNotCreated"
+    assert "1 of 2 workers created" in condition(stalled, "Scheduled")[2]
+    # no cause found (quota, scheduler): told within the status hold, unless pods appear
+    assert stalled.settling and stalled.wants_capacity
+
+
 def test_a_worker_that_cannot_be_placed_for_a_missing_volume_says_so() -> None:
     message = '0/4 nodes are available: persistentvolumeclaim "team-checkpoints" not found.'
     stuck = a_worker(1, WorkerPhase.PENDING, unschedulable_message=message)

@@ -605,7 +605,9 @@ def attempt_changes(
         patch = attempt_patch(owner, spec, decision.apply)
         kept = [m for m in children.manifests() if m is not children.job]
         return ChildChanges(apply=tuple(kept), patch=(patch,), delete=deletes)
-    return ChildChanges(apply=tuple(children.manifests()), delete=deletes)
+    # A new attempt's PodGroup and Job lead: its pods are what the job waits for.
+    leading = 2 if children.pod_group else 1
+    return ChildChanges(apply=tuple(children.manifests()), delete=deletes, leading=leading)
 
 
 # --------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -152,6 +152,7 @@ class Kube:
     _sent: dict[ObjectKey, _Sent] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _resources: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
+    _discovering: threading.Lock = field(default_factory=threading.Lock, repr=False)
     #: Called with the verb and object kind of every request sent (the operator's metrics).
     on_request: Callable[[str, str], None] | None = field(default=None, repr=False)
 
@@ -176,9 +177,21 @@ class Kube:
         key = (api_version, kind)
         found = self._resources.get(key)
         if found is None:
-            found = self.dynamic.resources.get(api_version=api_version, kind=kind)
-            self._resources[key] = found
+            # One discovery at a time: each searches the API groups and rewrites the
+            # client's cache file, and threads that all miss at once would each do it
+            # (profiled: seconds of a burst's first reconciles).
+            with self._discovering:
+                found = self._resources.get(key)
+                if found is None:
+                    found = self.dynamic.resources.get(api_version=api_version, kind=kind)
+                    self._resources[key] = found
         return found
+
+    def discover(self, kinds: Iterable[tuple[str, str]]) -> None:
+        """Discover each (apiVersion, kind) now, before the first reconcile needs it; a kind
+        the API server does not serve is skipped."""
+        for api_version, kind in kinds:
+            self.serves(api_version, kind)
 
     def serves(self, api_version: str, kind: str) -> bool:
         """Whether the API server serves `kind` in `api_version` (API discovery)."""

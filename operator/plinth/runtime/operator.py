@@ -51,6 +51,21 @@ BOOKKEEPING_PREFIX = "kopf.plinth.dev"
 RECONCILE_WORKERS = 16
 #: A resource is reconciled at most once per this many seconds (a burst of pod events).
 MIN_RECONCILE_INTERVAL = 1.0
+#: The kinds reconciles read and write besides the operator's own: discovered at start, so
+#: the first reconciles of a burst do not each discover them.
+COMMON_KINDS = (
+    ("v1", "Pod"),
+    ("v1", "Node"),
+    ("v1", "Service"),
+    ("v1", "Secret"),
+    ("v1", "Event"),
+    ("v1", "ResourceQuota"),
+    ("v1", "PersistentVolumeClaim"),
+    ("batch/v1", "Job"),
+    ("apps/v1", "Deployment"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+)
 #: Reports arriving within this many seconds are folded into one status update.
 REPORT_BATCH_SECONDS = 2.0
 #: How long a report naming a checkpoint waits to be written to status before a 503.
@@ -122,6 +137,7 @@ class Operator:
         if self.reconciler is not None:
             self.reconciler.readings.forget((kind, namespace, name))
             self.reconciler.held.release((kind, namespace, name))
+            self.reconciler.deferred.forget((kind, namespace, name))
         if self.queue is not None:
             self.queue.forget((kind, namespace, name))
 
@@ -159,6 +175,7 @@ class Operator:
                 adapter,
                 snapshot,
                 lambda: queue is not None and queue.superseded(key),
+                lambda: queue is not None and queue.urgent_waiting(),
             )
 
     async def _persist_reports(self, namespace: str, name: str) -> bool:
@@ -188,6 +205,8 @@ class Operator:
         REGISTRY.register(self.collector)
         issuer = load_issuer(self.options.intake_key_file)
         self.kube = Kube(api=load_api_client(), on_request=count_api_request)
+        own = [(adapter.info.api_version, adapter.info.kind) for adapter in self.adapters.values()]
+        await asyncio.to_thread(self.kube.discover, (*own, *COMMON_KINDS))
         scheduler_gangs = await asyncio.to_thread(
             self.kube.serves, POD_GROUP_API_VERSION, "PodGroup"
         )

@@ -45,8 +45,17 @@ MAX_READ_ROUNDS = 3
 #: created, placed and started), is held back for a later reconcile, which writes what has
 #: changed since, for at most this many seconds (then it is written anyway). In a burst
 #: each status patch and Event is a write the API server must make beside the pods' own;
-#: intermediate states that last a moment are not written.
+#: intermediate states that last a moment are not written. Each settling status written
+#: doubles the hold of the next (up to MAX_STATUS_HOLD_SECONDS), until one that is not
+#: settling is written: a gang that takes a while to start reports its progress a few
+#: times, not every few seconds. What stands in a gang's way is never settling.
 STATUS_HOLD_SECONDS = 5.0
+MAX_STATUS_HOLD_SECONDS = 20.0
+#: A reconcile that wrote only its plan's leading children (`ChildChanges.leading`) while
+#: other new resources waited for theirs comes back this soon for the rest (seconds),
+#: behind those resources: in a burst every gang's Job goes out before any job's Service,
+#: Secret, status and Events.
+REST_AFTER_SECONDS = 0.05
 
 AnyAdapter = KindAdapter[Any, Any, Any]
 #: Finds an object by reference (uid empty): the operator's cache first, else the API server.
@@ -86,9 +95,11 @@ class PodReadings:
 
 @dataclass
 class HeldStatuses:
-    """Since when each resource's status update has been held back (monotonic seconds)."""
+    """Since when each resource's status update has been held back (monotonic seconds), and
+    how many settling statuses were written since the last one that was not."""
 
     _since: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    _settling_written: dict[tuple[str, str, str], int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def hold(self, key: tuple[str, str, str]) -> float:
@@ -97,15 +108,60 @@ class HeldStatuses:
         now = time.monotonic()
         with self._lock:
             since = self._since.setdefault(key, now)
-        return max(STATUS_HOLD_SECONDS - (now - since), 0.0)
+            written = self._settling_written.get(key, 0)
+        longest = min(STATUS_HOLD_SECONDS * 2.0**written, MAX_STATUS_HOLD_SECONDS)
+        return max(longest - (now - since), 0.0)
 
-    def release(self, key: tuple[str, str, str]) -> None:
+    def written(self, key: tuple[str, str, str], *, settling: bool) -> None:
+        """`key`'s status is being written: a settling one lengthens the next hold, any
+        other starts afresh."""
         with self._lock:
             self._since.pop(key, None)
+            if settling:
+                self._settling_written[key] = self._settling_written.get(key, 0) + 1
+            else:
+                self._settling_written.pop(key, None)
+
+    def settled(self, key: tuple[str, str, str]) -> None:
+        """`key`'s status has nothing new to write: nothing is held back."""
+        with self._lock:
+            self._since.pop(key, None)
+
+    def release(self, key: tuple[str, str, str]) -> None:
+        """Forget `key` (deleted, or no status of its own left to write)."""
+        with self._lock:
+            self._since.pop(key, None)
+            self._settling_written.pop(key, None)
 
 
 def never_superseded() -> bool:
     return False
+
+
+def nothing_waiting() -> bool:
+    return False
+
+
+@dataclass
+class DeferredRest:
+    """The resources whose last reconcile wrote only its plan's leading children: each is
+    deferred once, so its next reconcile writes everything however busy the queue is."""
+
+    _keys: set[tuple[str, str, str]] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def defer(self, key: tuple[str, str, str]) -> bool:
+        """Note `key` deferred; False when it already was (its rest is due now)."""
+        with self._lock:
+            if key in self._keys:
+                self._keys.discard(key)
+                return False
+            self._keys.add(key)
+            return True
+
+    def forget(self, key: tuple[str, str, str]) -> None:
+        with self._lock:
+            self._keys.discard(key)
 
 
 @dataclass(frozen=True)
@@ -125,6 +181,7 @@ class Reconciler:
     #: What holds the nodes' GPUs (None: listed from the API server at each read).
     usage: UsageSource | None = None
     held: HeldStatuses = field(default_factory=HeldStatuses)
+    deferred: DeferredRest = field(default_factory=DeferredRest)
 
     def __post_init__(self) -> None:
         if self.usage is None:  # frozen: the default depends on `kube`
@@ -173,36 +230,68 @@ class Reconciler:
         return plan
 
     def _plan_and_carry_out(
-        self, adapter: AnyAdapter, inputs: PlanInputs[Any, Any, Any]
-    ) -> Plan[Any]:
-        """Plan (reading what the plan asks for) and write the children. A plan that reads
-        what holds the nodes (to admit a gang onto free GPUs) is made under the admission
-        lock, and what it admits is booked before the lock is let go, so the next one counts
-        it; the writes go out after, beside other reconciles' writes."""
+        self,
+        adapter: AnyAdapter,
+        inputs: PlanInputs[Any, Any, Any],
+        defer_rest: Callable[[Plan[Any]], bool],
+    ) -> tuple[Plan[Any], bool]:
+        """Plan (reading what the plan asks for) and write the children; returns the plan
+        and whether all its writes were made (not when `defer_rest(plan)` said to write only
+        its leading children). A plan that reads what holds the nodes (to admit a gang onto
+        free GPUs) is made under the admission lock, and what it admits is booked before the
+        lock is let go, so the next one counts it; the writes go out after, beside other
+        reconciles' writes."""
         first = adapter.plan(inputs)
         if first.wants_capacity and first.admits:
             prefetch_capacity(self.kube, inputs.owner.namespace, self.lists)
             with self.admission_lock:
                 plan = self._plan(adapter, inputs, first)
                 self._usage().admitted(unsuspended_jobs(plan))
-            carry_out(self.kube, inputs.owner.ref, plan)
-            return plan
-        plan = self._plan(adapter, inputs, first)
+        else:
+            plan = self._plan(adapter, inputs, first)
+        if defer_rest(plan):
+            carry_out(
+                self.kube, inputs.owner.ref, replace(plan, children=plan.children.first_only())
+            )
+            return plan, False
+        self.deferred.forget(inputs.owner.ref.key)
         carry_out(self.kube, inputs.owner.ref, plan)
-        return plan
+        return plan, True
+
+    def _defers_rest(
+        self, key: tuple[str, str, str], others_waiting: Callable[[], bool]
+    ) -> Callable[[Plan[Any]], bool]:
+        """Whether a plan's writes after its leading children wait: it starts work that
+        moves on by itself (`Plan.settling`), other new resources wait for their first
+        writes, and this resource's rest was not deferred already."""
+
+        def defer(plan: Plan[Any]) -> bool:
+            return (
+                plan.settling
+                and plan.children.defers()
+                and others_waiting()
+                and self.deferred.defer(key)
+            )
+
+        return defer
 
     def reconcile(
         self,
         adapter: AnyAdapter,
         snapshot: Snapshot,
         superseded: Callable[[], bool] = never_superseded,
+        others_waiting: Callable[[], bool] = nothing_waiting,
     ) -> float | None:
         """Reconcile one resource; returns seconds until it should be looked at again.
         `superseded()` tells whether newer events of the resource are already queued: its
-        status update is then held back (STATUS_HOLD_SECONDS)."""
+        status update is then held back (STATUS_HOLD_SECONDS). `others_waiting()` tells
+        whether other new resources wait for their first writes: a gang being started then
+        writes only what starts it, and the rest REST_AFTER_SECONDS later, behind them."""
         body = snapshot.owner
+        key = ObjectRef.of(body).key
         if body["metadata"].get("deletionTimestamp"):
-            self.held.release(ObjectRef.of(body).key)
+            self.held.release(key)
+            self.deferred.forget(key)
             return None
         owner, now = owner_meta(body), datetime.now(UTC)
         previous = self._previous_status(adapter, body)
@@ -222,11 +311,15 @@ class Reconciler:
             settings=self.settings,
             reports=self.book.get((owner.namespace, owner.name)),
         )
+        defer_rest = self._defers_rest(key, others_waiting)
         try:
-            plan = self._plan_and_carry_out(adapter, inputs)
+            plan, complete = self._plan_and_carry_out(adapter, inputs, defer_rest)
             if plan.delete_owner:
-                self.held.release(owner.ref.key)
+                self.held.release(key)
                 return None
+            if not complete:
+                self.held.hold(key)  # its status goes out with the rest
+                return REST_AFTER_SECONDS
             held = self._write_status(adapter, owner.ref, previous, plan, superseded=superseded)
         except NamespaceTerminatingError:
             return None  # the namespace and everything in it is going: nothing to converge
@@ -242,15 +335,21 @@ class Reconciler:
         superseded: Callable[[], bool],
     ) -> float | None:
         """Write the plan's status and Events, unless it may be held back (STATUS_HOLD_SECONDS):
-        newer events already supersede it, or it is a step of progress that moves on by itself
-        (`Plan.settling`). Returns the seconds it may still be held (None: written or
-        unchanged): the resource is looked at again by then, so it is written at the latest."""
-        changed = plan.status != previous
-        if changed and not plan.events and (plan.settling or superseded()):
+        newer events already supersede it and its phase is unchanged, or it is a step of
+        progress that moves on by itself (`Plan.settling`). Returns the seconds it may still
+        be held (None: written or unchanged): the resource is looked at again by then, so it
+        is written at the latest."""
+        if plan.status == previous:
+            self.held.settled(ref.key)
+            return None
+        # a new phase is told at once (a restart must not hide behind the state after it)
+        was = getattr(previous, "phase", None)
+        same_phase = was is None or was == getattr(plan.status, "phase", None)
+        if not plan.events and (plan.settling or (same_phase and superseded())):
             left = self.held.hold(ref.key)
             if left > 0:
                 return left
-        self.held.release(ref.key)
+        self.held.written(ref.key, settling=plan.settling)
         StatusWriter(self.kube).write(
             ref, previous, plan.status, adapter.warning_conditions, plan.events
         )

@@ -40,6 +40,7 @@ class WorkQueue:
     )
     _added: itertools.count[int] = field(default_factory=itertools.count)
     _queued: set[Key] = field(default_factory=set)
+    _urgent: set[Key] = field(default_factory=set)
     _running: set[Key] = field(default_factory=set)
     _dirty: set[Key] = field(default_factory=set)
     _failures: dict[Key, int] = field(default_factory=dict)
@@ -81,6 +82,11 @@ class WorkQueue:
         Safe to call from the reconcile's thread."""
         return key in self._dirty and key not in self._awaited
 
+    def urgent_waiting(self) -> bool:
+        """Whether urgent keys wait to be taken (new resources waiting for their first
+        writes). Safe to call from a reconcile's thread."""
+        return bool(self._urgent)
+
     def add_after(self, key: Key, delay: float) -> None:
         """Reconcile `key` after `delay` seconds (an earlier request wins)."""
         loop = asyncio.get_running_loop()
@@ -108,6 +114,8 @@ class WorkQueue:
             self._dirty.add(key)
         elif key not in self._queued:
             self._queued.add(key)
+            if urgent:
+                self._urgent.add(key)
             self._queue.put_nowait((0 if urgent else 1, next(self._added), key))
 
     @staticmethod
@@ -128,6 +136,7 @@ class WorkQueue:
         while True:
             _priority, _order, key = await self._queue.get()
             self._queued.discard(key)
+            self._urgent.discard(key)
             self._running.add(key)
             self._last_run[key] = self._now()
             waiting = self._waiters.pop(key, [])

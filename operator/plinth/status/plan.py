@@ -28,6 +28,20 @@ class ChildChanges:
     #: Merge patches of fields that may change on objects whose other fields are immutable.
     patch: tuple[Manifest, ...] = ()
     delete: tuple[ObjectRef, ...] = ()
+    #: How many of `apply`, from the first, start the work a user waits for (a gang's
+    #: PodGroup and Job); the runtime may write only these while other new resources wait
+    #: for their first writes, and the rest when it comes back (0: all at once).
+    leading: int = 0
+
+    def defers(self) -> bool:
+        """Whether writing only the leading applies leaves writes for later."""
+        return 0 < self.leading < len(self.apply) or (
+            self.leading > 0 and bool(self.patch or self.delete)
+        )
+
+    def first_only(self) -> ChildChanges:
+        """Only the leading applies."""
+        return ChildChanges(apply=self.apply[: self.leading])
 
 
 @dataclass(frozen=True)

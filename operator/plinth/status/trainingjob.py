@@ -70,9 +70,12 @@ STOPPING_RECHECK_SECONDS = 2.0
 #: How often a gang waiting for admission is judged again: one that fits once other work
 #: ends, and one that can never fit the cluster as it is (nodes may be added).
 ADMISSION_RECHECK_SECONDS = {Verdict.WAIT: 5.0, Verdict.NEVER: 30.0}
-#: Seconds the Job controller gets to create an unsuspended attempt's pods before a missing
-#: one counts as not placed (a ResourceQuota may refuse it). In a burst of hundreds of jobs
-#: the Job controller takes more than 5 s to create some gangs' pods (measured at 200 x 4).
+#: Seconds the Job controller gets to create an unsuspended attempt's next pod before a
+#: missing one counts as not placed (a ResourceQuota may refuse it), counted from the
+#: admission or from the newest worker created, whichever is later: in a burst of hundreds
+#: of jobs the controller manager creates pods at its client's rate (tens per second) and
+#: a gang's workers appear one by one over many seconds (measured at 200 x 4 and 1,000 x 8),
+#: which is progress, not a refusal.
 POD_CREATION_GRACE_SECONDS = 15.0
 #: The reason of a gang whose workers are placed and whose containers are starting.
 STARTING = "ContainersStarting"
@@ -645,7 +648,8 @@ def _placing(
     window_start = _window_start(spec, latest, now)
     deadline = window_start + timedelta(seconds=timeout)
     created = len(facts.live) + len(facts.succeeded)
-    grace = window_start + timedelta(seconds=POD_CREATION_GRACE_SECONDS)
+    newest = max((m.created for m in facts.members if m.created), default=window_start)
+    grace = max(window_start, newest) + timedelta(seconds=POD_CREATION_GRACE_SECONDS)
     missing = created < needed(spec) and now >= grace
     stuck = missing or any(m.unschedulable_message for m in facts.live)
     reason, message = _placement(spec, observed, facts, missing)
@@ -689,7 +693,9 @@ def _placing(
         check_again_after=check_again,
         wants_capacity=stuck,
         admits=False,
-        settling=not stuck,
+        # pods not created for no cause found (no quota, no scheduler verdict): in a burst
+        # the controller manager is still creating them; told within the status hold
+        settling=not stuck or reason == "WorkersNotCreated",
     )
 
 
