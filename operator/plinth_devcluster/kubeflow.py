@@ -177,9 +177,10 @@ def mount_webhook_secret(api: client.ApiClient, files: KubeflowFiles) -> bool:
     data = secret.data or {}
     if not all(data.get(name) for name in CERT_FILES):
         return False
-    write_certs(files.certs, data)
+    decoded = {name: base64.b64decode(data[name]) for name in CERT_FILES}
+    write_certs(files.certs, decoded)
     if not (ROTATOR_CERT_DIR / "tls.crt").exists():
-        write_certs(ROTATOR_CERT_DIR, data)  # only its existence is checked
+        write_certs(ROTATOR_CERT_DIR, decoded)  # only its existence is checked
     return True
 
 
@@ -190,16 +191,15 @@ def seed_certs(files: KubeflowFiles) -> None:
     certificates are copied there first (the webhook is never called; the server reloads the
     files when `up` writes this cluster's)."""
     if all((ROTATOR_CERT_DIR / name).is_file() for name in CERT_FILES):
-        files.certs.mkdir(parents=True, exist_ok=True)
-        for name in CERT_FILES:
-            (files.certs / name).write_bytes((ROTATOR_CERT_DIR / name).read_bytes())
-        (files.certs / "tls.key").chmod(0o600)
+        write_certs(files.certs, {n: (ROTATOR_CERT_DIR / n).read_bytes() for n in CERT_FILES})
 
 
-def write_certs(folder: Path, data: Mapping[str, str | bytes]) -> None:
+def write_certs(folder: Path, certs: Mapping[str, bytes]) -> None:
+    """Write the certificate files (`CERT_FILES`, decoded bytes) into `folder`, the key
+    readable by its owner only."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in CERT_FILES:
-        (folder / name).write_bytes(base64.b64decode(data[name]))
+        (folder / name).write_bytes(certs[name])
     (folder / "tls.key").chmod(0o600)
 
 

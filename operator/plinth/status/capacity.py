@@ -60,7 +60,14 @@ def node_name(node: Mapping[str, Any]) -> str:
     return str(node["metadata"]["name"])
 
 
+#: Where a trimmed pod (`pod_usage`) keeps the GPUs its containers request, counted once.
+GPUS_KEY = "gpus"
+
+
 def _pod_gpus(pod: Mapping[str, Any]) -> int:
+    counted = pod.get(GPUS_KEY)
+    if counted is not None:
+        return int(counted)
     return _containers_gpus((pod.get("spec") or {}).get("containers") or ())
 
 
@@ -71,16 +78,32 @@ def _containers_gpus(containers: Iterable[Mapping[str, Any]]) -> int:
     )
 
 
-def _gpus_in_use(
-    pods: Iterable[Mapping[str, Any]], ignore: Callable[[Mapping[str, Any]], bool]
-) -> dict[str, int]:
+def _unschedulable(pod: Mapping[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or ()
+    return any(c.get("type") == "PodScheduled" and c.get("status") == "False" for c in conditions)
+
+
+GangKey = tuple[str, str]
+
+
+def _walk_pods(
+    pods: Iterable[Mapping[str, Any]], ignore: Predicate
+) -> tuple[dict[str, int], dict[GangKey, int]]:
+    """In one pass over the active pods (every admission reads thousands at scale): the GPUs
+    held on each node by pods `ignore` is false for, and for each (namespace, Job name) how
+    many of its workers are settled: on a node, or judged unschedulable by the scheduler."""
     used: dict[str, int] = {}
+    settled: dict[GangKey, int] = {}
     for pod in pods:
-        if ignore(pod):
-            continue
-        if node_name := (pod.get("spec") or {}).get("nodeName"):
-            used[node_name] = used.get(node_name, 0) + _pod_gpus(pod)
-    return used
+        metadata = pod["metadata"]
+        node = (pod.get("spec") or {}).get("nodeName")
+        job = (metadata.get("labels") or {}).get(JOB_NAME_LABEL)
+        if job and (node or _unschedulable(pod)):
+            key = (metadata.get("namespace", ""), job)
+            settled[key] = settled.get(key, 0) + 1
+        if node and not ignore(pod):
+            used[node] = used.get(node, 0) + _pod_gpus(pod)
+    return used, settled
 
 
 def _gpu_requests(containers: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -105,12 +128,11 @@ def pod_usage(pod: Mapping[str, Any]) -> dict[str, Any]:
     active pod in the cluster keeps only these."""
     metadata, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
     conditions = status.get("conditions") or ()
+    containers = _gpu_requests(spec.get("containers") or ())
     return {
         "metadata": _identity(metadata),
-        "spec": {
-            "nodeName": spec.get("nodeName"),
-            "containers": _gpu_requests(spec.get("containers") or ()),
-        },
+        GPUS_KEY: _containers_gpus(containers),
+        "spec": {"nodeName": spec.get("nodeName"), "containers": containers},
         "status": {
             "phase": status.get("phase"),
             "conditions": [dict(c) for c in conditions if c.get("type") == "PodScheduled"],
@@ -169,14 +191,6 @@ def _finished(job: Mapping[str, Any]) -> bool:
     )
 
 
-def _settled(pod: Mapping[str, Any]) -> bool:
-    """On a node, or judged unschedulable by the scheduler: no longer on its way to a node."""
-    if (pod.get("spec") or {}).get("nodeName"):
-        return True
-    conditions = (pod.get("status") or {}).get("conditions") or ()
-    return any(c.get("type") == "PodScheduled" and c.get("status") == "False" for c in conditions)
-
-
 def _reserving(job: Mapping[str, Any], read_at: datetime | None, ignore: Predicate) -> bool:
     """An attempt Job admitted (unsuspended) within RESERVATION_SECONDS and not finished."""
     spec = job.get("spec") or {}
@@ -186,18 +200,14 @@ def _reserving(job: Mapping[str, Any], read_at: datetime | None, ignore: Predica
     return read_at is None or started is None or read_at - started <= RESERVATION
 
 
-def _unplaced_workers(capacity: ClusterCapacity, ignore: Predicate) -> list[int]:
+def _unplaced_workers(
+    capacity: ClusterCapacity, ignore: Predicate, settled: Mapping[GangKey, int]
+) -> list[int]:
     """GPUs per worker of each worker of a recently admitted gang that is still on its way
     to a node: not created yet, or created and not yet judged by the scheduler. A worker
     the scheduler found no node for holds nothing (its gang is released after its
     timeout), and a reservation older than RESERVATION_SECONDS lapses, so a gang stuck
     for any reason never blocks others."""
-    settled: dict[tuple[str, str], int] = {}
-    for pod in capacity.active_pods:
-        job = (pod["metadata"].get("labels") or {}).get(JOB_NAME_LABEL)
-        if job and _settled(pod):
-            key = (pod["metadata"].get("namespace", ""), job)
-            settled[key] = settled.get(key, 0) + 1
     unplaced: list[int] = []
     for job in capacity.gang_jobs:
         if not _reserving(job, capacity.read_at, ignore):
@@ -215,9 +225,9 @@ def free_gpus_by_node(capacity: ClusterCapacity, *, ignore: Predicate) -> dict[s
     """Free GPUs of each node: allocatable, less what active pods hold (except those for
     which `ignore` is true), less what admitted gangs' unplaced workers will take (each
     counted on the fullest node that can hold it, as a packing scheduler would)."""
-    used = _gpus_in_use(capacity.active_pods, ignore)
+    used, settled = _walk_pods(capacity.active_pods, ignore)
     free = {node_name(node): _free_gpus(node, used) for node in capacity.nodes}
-    _pack(free, sorted(_unplaced_workers(capacity, ignore), reverse=True))
+    _pack(free, sorted(_unplaced_workers(capacity, ignore, settled), reverse=True))
     return free
 
 
