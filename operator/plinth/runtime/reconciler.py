@@ -134,11 +134,8 @@ class HeldStatuses:
             self._settling_written.pop(key, None)
 
 
-def never_superseded() -> bool:
-    return False
-
-
-def nothing_waiting() -> bool:
+def never() -> bool:
+    """The default of a reconcile's questions about its queue: no."""
     return False
 
 
@@ -279,8 +276,8 @@ class Reconciler:
         self,
         adapter: AnyAdapter,
         snapshot: Snapshot,
-        superseded: Callable[[], bool] = never_superseded,
-        others_waiting: Callable[[], bool] = nothing_waiting,
+        superseded: Callable[[], bool] = never,
+        others_waiting: Callable[[], bool] = never,
     ) -> float | None:
         """Reconcile one resource; returns seconds until it should be looked at again.
         `superseded()` tells whether newer events of the resource are already queued: its

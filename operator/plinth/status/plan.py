@@ -35,8 +35,8 @@ class ChildChanges:
 
     def defers(self) -> bool:
         """Whether writing only the leading applies leaves writes for later."""
-        return 0 < self.leading < len(self.apply) or (
-            self.leading > 0 and bool(self.patch or self.delete)
+        return self.leading > 0 and (
+            self.leading < len(self.apply) or bool(self.patch or self.delete)
         )
 
     def first_only(self) -> ChildChanges:

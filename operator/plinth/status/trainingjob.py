@@ -79,6 +79,8 @@ ADMISSION_RECHECK_SECONDS = {Verdict.WAIT: 5.0, Verdict.NEVER: 30.0}
 POD_CREATION_GRACE_SECONDS = 15.0
 #: The reason of a gang whose workers are placed and whose containers are starting.
 STARTING = "ContainersStarting"
+#: The reason of a gang whose pods the Job controller has not created, no cause found.
+WORKERS_NOT_CREATED = "WorkersNotCreated"
 
 Cond = TrainingJobConditionType
 TRUE, FALSE = ConditionStatus.TRUE, ConditionStatus.FALSE
@@ -627,7 +629,7 @@ def _placement(
             f"{created} of {needed(spec)} workers created; the Job controller has not "
             f"created the others ({_gang_message(spec, observed, facts)})"
         )
-        return "WorkersNotCreated", message
+        return WORKERS_NOT_CREATED, message
     stuck = any(m.unschedulable_message for m in facts.live)
     return ("Unschedulable" if stuck else "Scheduling"), _gang_message(spec, observed, facts)
 
@@ -695,7 +697,7 @@ def _placing(
         admits=False,
         # pods not created for no cause found (no quota, no scheduler verdict): in a burst
         # the controller manager is still creating them; told within the status hold
-        settling=not stuck or reason == "WorkersNotCreated",
+        settling=not stuck or reason == WORKERS_NOT_CREATED,
     )
 
 
