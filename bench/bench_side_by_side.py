@@ -47,6 +47,7 @@ import json
 import math
 import os
 import shutil
+import ssl
 import statistics
 import subprocess
 import sys
@@ -55,7 +56,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -63,6 +64,7 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client, watch
+from prometheus_client.parser import text_string_to_metric_families
 
 import plinth_devcluster as devcluster
 from bench_trainingjob import (
@@ -240,17 +242,145 @@ def create_pytorchjobs(api: client.ApiClient, shape: Shape) -> dict[str, float]:
         return dict(pool.map(create, names(shape)))
 
 
+class JobTracker:
+    """Watches the Jobs labelled `label`; records when each job's first Job was first seen
+    (monotonic seconds): for the floor its client's create, for Plinth the operator's."""
+
+    def __init__(self, api: client.ApiClient, label: str) -> None:
+        self.api, self.label = api, label
+        self.seen_at: dict[str, float] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self.stop.is_set():  # a broken watch is opened again (see RunningTracker)
+            try:
+                stream = watch.Watch()
+                for event in stream.stream(
+                    client.BatchV1Api(self.api).list_namespaced_job,
+                    NAMESPACE,
+                    label_selector=self.label,
+                    timeout_seconds=3600,
+                ):
+                    job = event["object"].metadata.labels[self.label]
+                    self.seen_at.setdefault(job, time.monotonic())
+                    if self.stop.is_set():
+                        stream.stop()
+            except Exception:
+                time.sleep(1)
+
+
+def control_plane_cpu(state: Path) -> dict[str, float]:
+    """CPU seconds so far of each program of the emulated cluster (the Kubeflow operator,
+    an add-on, included)."""
+    return {
+        record.name: process_usage(record.pid)[0]
+        for record in devcluster.status(CLUSTER, state_dir=state).processes
+        if record.alive
+    }
+
+
+#: The kube-controller-manager figures read around each burst: its Job controller's queue
+#: (how often a Job was synced, how long keys waited, how long syncs took) and how long its
+#: clients waited on their own rate limiter (--kube-api-qps).
+CONTROLLER_FIGURES = (
+    ("workqueue_adds_total", {"name": "job"}),
+    ("workqueue_queue_duration_seconds_sum", {"name": "job"}),
+    ("workqueue_queue_duration_seconds_count", {"name": "job"}),
+    ("workqueue_work_duration_seconds_sum", {"name": "job"}),
+    ("workqueue_work_duration_seconds_count", {"name": "job"}),
+    ("rest_client_rate_limiter_duration_seconds_sum", {}),
+    ("rest_client_rate_limiter_duration_seconds_count", {}),
+    ("rest_client_request_duration_seconds_sum", {}),
+    ("rest_client_request_duration_seconds_count", {}),
+)
+
+
+def controller_manager_figures(state: Path, api: client.ApiClient) -> dict[str, float]:
+    """`CONTROLLER_FIGURES` from the controller manager's /metrics (summed over other
+    labels), read with the cluster admin's bearer token (the controller manager asks the API
+    server who it is)."""
+    (record,) = [
+        p
+        for p in devcluster.status(CLUSTER, state_dir=state).processes
+        if p.name == "kube-controller-manager"
+    ]
+    arguments = Path(f"/proc/{record.pid}/cmdline").read_bytes().decode().split("\0")
+    port = next(a.split("=", 1)[1] for a in arguments if a.startswith("--secure-port="))
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    request = urllib.request.Request(
+        f"https://127.0.0.1:{port}/metrics",
+        headers={"Authorization": api.configuration.api_key["BearerToken"]},
+    )
+    with urllib.request.urlopen(request, context=context, timeout=10) as answer:
+        text = answer.read().decode()
+    sums = dict.fromkeys((name for name, _ in CONTROLLER_FIGURES), 0.0)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            for name, labels in CONTROLLER_FIGURES:
+                if sample.name == name and labels.items() <= sample.labels.items():
+                    sums[name] += sample.value
+    return sums
+
+
+def job_controller_summary(
+    before: Mapping[str, float], after: Mapping[str, float]
+) -> dict[str, float]:
+    """What the burst cost the Job controller, from two `controller_manager_figures` reads."""
+    delta = {name: after[name] - before[name] for name in after}
+
+    def mean(prefix: str) -> float:
+        count = delta[f"{prefix}_count"]
+        return round(delta[f"{prefix}_sum"] / count, 4) if count else 0.0
+
+    return {
+        "job_syncs": delta["workqueue_adds_total"],
+        "job_queue_wait_mean_seconds": mean("workqueue_queue_duration_seconds"),
+        "job_sync_mean_seconds": mean("workqueue_work_duration_seconds"),
+        "client_rate_limiter_wait_seconds_total": round(
+            delta["rest_client_rate_limiter_duration_seconds_sum"], 2
+        ),
+        "client_requests": delta["rest_client_request_duration_seconds_count"],
+        "client_request_mean_seconds": mean("rest_client_request_duration_seconds"),
+    }
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, over all cores (/proc/stat)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values) - idle) / ticks, sum(values) / ticks
+
+
+def _median_p99(prefix: str, values: Sequence[float]) -> dict[str, float]:
+    return {
+        f"{prefix}_median": round(statistics.median(values), 2),
+        f"{prefix}_p99": round(percentile(list(values), 0.99), 2),
+    }
+
+
 def burst(
     api: client.ApiClient,
     shape: Shape,
     label: str,
     create: Callable[[client.ApiClient, Shape], dict[str, float]],
+    *,
     timeout: float,
+    state: Path,
 ) -> dict[str, Any]:
-    """Create every job, wait until all workers of all jobs are Running; time each job."""
+    """Create every job, wait until all workers of all jobs are Running; time each job, and
+    where its Jobs are watched (`label` is Plinth's), when its Job and its first pod were
+    seen."""
     tracker = RunningTracker(api, shape.workers, label=label)
     tracker.thread.start()
+    jobs = JobTracker(api, label) if label == PLINTH_LABEL else None
+    if jobs is not None:
+        jobs.thread.start()
     time.sleep(1)  # the watch is open before the first create
+    cpu_before, (busy_before, all_before) = control_plane_cpu(state), machine_busy_seconds()
+    controller_before = controller_manager_figures(state, api)
     began = time.monotonic()
     created = create(api, shape)
     creating = time.monotonic() - began
@@ -260,17 +390,35 @@ def burst(
         timeout=timeout,
     )
     total = time.monotonic() - began
+    cpu_after, (busy_after, all_after) = control_plane_cpu(state), machine_busy_seconds()
+    controller_after = controller_manager_figures(state, api)
     tracker.stop.set()
-    latencies = [tracker.all_running_at[n] - created[n] for n in names(shape)]
-    from_start = [tracker.all_running_at[n] - began for n in names(shape)]
-    return {
-        "seconds_to_all_running_median": round(statistics.median(latencies), 2),
-        "seconds_to_all_running_p99": round(percentile(latencies, 0.99), 2),
-        "seconds_from_burst_start_median": round(statistics.median(from_start), 2),
-        "seconds_from_burst_start_p99": round(percentile(from_start, 0.99), 2),
+    every = names(shape)
+    figures = {
+        **_median_p99(
+            "seconds_to_all_running", [tracker.all_running_at[n] - created[n] for n in every]
+        ),
+        **_median_p99(
+            "seconds_from_burst_start", [tracker.all_running_at[n] - began for n in every]
+        ),
+        **_median_p99(
+            "seconds_to_first_pod_seen", [tracker.first_pod_at[n] - created[n] for n in every]
+        ),
         "seconds_creating_the_burst": round(creating, 2),
         "seconds_until_every_job_running": round(total, 2),
+        # what the burst cost the control plane (the same programs in every mode), and how
+        # busy the machine was: a saturated machine slows every program by what others take
+        "control_plane_cpu_seconds": {
+            name: round(cpu_after[name] - cpu_before.get(name, 0.0), 2) for name in cpu_after
+        },
+        "machine_busy_fraction": round((busy_after - busy_before) / (all_after - all_before), 3),
+        "controller_manager": job_controller_summary(controller_before, controller_after),
     }
+    if jobs is not None:
+        jobs.stop.set()
+        seen = [jobs.seen_at[n] - created[n] for n in every if n in jobs.seen_at]
+        figures.update(_median_p99("seconds_to_job_seen", seen))
+    return figures
 
 
 def run_floor(shape: Shape, options: Options, state: Path) -> dict[str, Any]:
@@ -278,7 +426,9 @@ def run_floor(shape: Shape, options: Options, state: Path) -> dict[str, Any]:
         load = load_average()
         gangs = Kube(api).serves(POD_GROUP_API_VERSION, "PodGroup")
         writes = len(floor_children(names(shape)[0], shape, gangs))
-        figures = burst(api, shape, PLINTH_LABEL, create_floor, options.timeout)
+        figures = burst(
+            api, shape, PLINTH_LABEL, create_floor, timeout=options.timeout, state=state
+        )
     return {"mode": "floor", "load_average_at_start": load, "writes_per_job": writes, **figures}
 
 
@@ -308,7 +458,14 @@ def run_plinth(shape: Shape, options: Options, state: Path) -> dict[str, Any]:
                 before = {label: api_requests_by_label(port, label) for label in LABELS}
                 cpu_before, _ = process_usage(operator.pid)
                 profiler = Profiler.start(operator.pid, state, api) if options.profile else None
-                figures = burst(api, shape, PLINTH_LABEL, create_trainingjobs, options.timeout)
+                figures = burst(
+                    api,
+                    shape,
+                    PLINTH_LABEL,
+                    create_trainingjobs,
+                    timeout=options.timeout,
+                    state=state,
+                )
                 time.sleep(5)  # let the operator write the Running statuses before counting
                 cpu_after, peak = process_usage(operator.pid)
                 requests = api_requests(port) - requests_before
@@ -413,7 +570,9 @@ def run_kubeflow(shape: Shape, options: Options, state: Path) -> dict[str, Any]:
             requests_before = kubeflow_requests(url)
             by_method_before = kubeflow_requests_by_method(url)
             cpu_before, _ = process_usage(record.pid)
-            figures = burst(api, shape, KUBEFLOW_LABEL, create_pytorchjobs, options.timeout)
+            figures = burst(
+                api, shape, KUBEFLOW_LABEL, create_pytorchjobs, timeout=options.timeout, state=state
+            )
             time.sleep(5)
             cpu_after, peak = process_usage(record.pid)
             requests = kubeflow_requests(url) - requests_before
@@ -707,7 +866,11 @@ def table(report: dict[str, Any]) -> str:
             "p99 s",
             "from start median s",
             "from start p99 s",
+            "Job seen median s",
+            "1st pod median s",
             "req/job",
+            "cluster CPU s",
+            "busy",
             "CPU s",
             "RSS MiB",
             "all Running s",
@@ -715,7 +878,7 @@ def table(report: dict[str, Any]) -> str:
     ]
     for mode, figures in report["modes"].items():
         if "error" in figures:
-            rows.append((mode, "failed: " + figures["error"][:60], *[""] * 7))
+            rows.append((mode, "failed: " + figures["error"][:60], *[""] * 11))
             continue
         rows.append(
             (
@@ -724,7 +887,11 @@ def table(report: dict[str, Any]) -> str:
                 f"{figures['seconds_to_all_running_p99']:.1f}",
                 f"{figures.get('seconds_from_burst_start_median', math.nan):.1f}",
                 f"{figures.get('seconds_from_burst_start_p99', math.nan):.1f}",
+                f"{figures.get('seconds_to_job_seen_median', math.nan):.2f}",
+                f"{figures.get('seconds_to_first_pod_seen_median', math.nan):.2f}",
                 str(figures.get("api_requests_per_job", "-")),
+                f"{sum(figures.get('control_plane_cpu_seconds', {}).values()):.1f}",
+                f"{figures.get('machine_busy_fraction', math.nan):.2f}",
                 str(figures.get("operator_cpu_seconds", "-")),
                 str(figures.get("operator_peak_rss_mib", "-")),
                 f"{figures['seconds_until_every_job_running']:.1f}",

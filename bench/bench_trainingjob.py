@@ -128,6 +128,8 @@ class RunningTracker:
         self.api, self.workers, self.label = api, workers, label
         self.running: dict[str, set[str]] = {}
         self.all_running_at: dict[str, float] = {}
+        #: When a pod of each job was first seen (monotonic seconds).
+        self.first_pod_at: dict[str, float] = {}
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._watch, daemon=True)
 
@@ -152,6 +154,7 @@ class RunningTracker:
         ):
             pod = event["object"]
             job = pod.metadata.labels[self.label]
+            self.first_pod_at.setdefault(job, time.monotonic())
             if pod.status.phase == "Running":
                 self.running.setdefault(job, set()).add(pod.metadata.name)
             if len(self.running.get(job, ())) >= self.workers and job not in self.all_running_at:
