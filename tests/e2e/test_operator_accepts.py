@@ -192,3 +192,7 @@ def test_probes_and_metrics(
     wait_for(counted, what="TrainingJob reconciles in /metrics", timeout=30)
     body = http_get(operator.url("/metrics"))[1]
     assert 'plinth_reconcile_duration_seconds_bucket{kind="TrainingJob"' in body
+    # a reconcile plans and renders on its own thread: its CPU time is counted
+    cpu = 'plinth_reconcile_cpu_seconds_total{kind="TrainingJob"} '
+    (line,) = [line for line in body.splitlines() if line.startswith(cpu)]
+    assert float(line[len(cpu) :]) > 0

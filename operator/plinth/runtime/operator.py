@@ -37,6 +37,7 @@ from plinth.runtime.metrics import (
     count_api_request,
     initialise_kinds,
     observe_reconcile,
+    reconcile_cpu,
 )
 from plinth.runtime.node_usage import WatchedUsage, register_usage_indexes
 from plinth.runtime.peering import PeeringPause
@@ -169,14 +170,18 @@ class Operator:
         queue, reconciler = self.queue, self.reconciler
         with observe_reconcile(kind):
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(
-                self.executor,
-                reconciler.reconcile,
-                adapter,
-                snapshot,
-                lambda: queue is not None and queue.superseded(key),
-                lambda: queue is not None and queue.urgent_waiting(),
-            )
+
+            def superseded() -> bool:
+                return queue is not None and queue.superseded(key)
+
+            def others_waiting() -> bool:
+                return queue is not None and queue.urgent_waiting()
+
+            def reconcile() -> float | None:
+                with reconcile_cpu(kind):
+                    return reconciler.reconcile(adapter, snapshot, superseded, others_waiting)
+
+            return await loop.run_in_executor(self.executor, reconcile)
 
     async def _persist_reports(self, namespace: str, name: str) -> bool:
         if self.queue is None:
