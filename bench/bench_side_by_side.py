@@ -84,13 +84,14 @@ from bench_trainingjob import (
 from plinth.api.wellknown import POD_GROUP_API_VERSION
 from plinth.builders.trainingjob import render_trainingjob
 from plinth.kube.client import Kube
+from plinth.runtime.operator import RECONCILE_WORKERS
 from plinth_devcluster import kubeflow
 from plinth_devcluster.versions import KUBEFLOW_TRAINING
 from plinth_devcluster.waiting import wait_for
 
 MODES = ("floor", "plinth", "kubeflow")
-#: Plinth's reconcile workers (`plinth.runtime.operator.RECONCILE_WORKERS`); Kubeflow gets as many.
-PLINTH_THREADS = 16
+#: Plinth's reconcile workers; Kubeflow gets as many.
+PLINTH_THREADS = RECONCILE_WORKERS
 CLIENT_THREADS = 16  # the bench's own creators, the same in every mode
 CLUSTER = "plinth-side-by-side"
 RUN_FOREVER = {"devcluster.plinth.dev/run-forever": "true"}

@@ -60,7 +60,7 @@ ROTATOR_CERT_DIR = Path("/tmp/k8s-webhook-server/serving-certs")
 #: The schemes (job kinds) the manager runs, and the CRDs installed for them.
 SCHEMES = ("pytorchjob",)
 #: As many reconcile workers as Plinth's operator (`plinth.runtime.operator.RECONCILE_WORKERS`).
-DEFAULT_THREADS = 16
+DEFAULT_THREADS = 8
 
 
 @dataclass(frozen=True)
