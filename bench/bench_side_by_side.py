@@ -920,15 +920,19 @@ def plot(reports: list[dict[str, Any]], target: Path) -> None:
     figure, axes = pyplot.subplots(figsize=(7, 4.5))
     jobs = [report["shape"]["jobs"] for report in reports]
     colours = {"floor": "tab:gray", "plinth": "tab:blue", "kubeflow": "tab:orange"}
-    for mode in MODES:
-        if not all("error" not in report["modes"].get(mode, {"error": 1}) for report in reports):
-            continue
+    shown = [
+        mode
+        for mode in MODES
+        if all("error" not in report["modes"].get(mode, {"error": 1}) for report in reports)
+    ]
+    for mode in shown:
         for stat, style in (("median", "-o"), ("p99", "--^")):
             values = [report["modes"][mode][f"seconds_to_all_running_{stat}"] for report in reports]
             axes.plot(jobs, values, style, color=colours[mode], label=f"{mode} {stat}")
     axes.set_xlabel("jobs in the burst (4 workers each; nodes grow with jobs)")
     axes.set_ylabel("seconds from creation to all workers Running")
-    axes.set_title("Time to Running per job: floor, Plinth, Kubeflow")
+    names = {"floor": "floor", "plinth": "Plinth", "kubeflow": "Kubeflow"}
+    axes.set_title(f"Time to Running per job: {', '.join(names[m] for m in shown)}")
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
