@@ -170,6 +170,15 @@ def join_gang(env: PlinthEnvironment, timeout_s: float) -> Iterator[Gang]:
         dist.destroy_process_group()
 
 
+def finish_together(gang: Gang) -> None:
+    """After a successful run, wait for every rank before the group is torn down: a rank that
+    destroyed it while rank 0 was still exporting the model was seen aborting in Gloo's
+    teardown (SIGABRT, "terminate called without an active exception"). Not after a failure:
+    the other ranks may still be training, and learn of it from their next collective."""
+    if gang.distributed:
+        dist.barrier()
+
+
 def say(gang: Gang, message: str) -> None:
     if gang.is_primary:
         print(message, flush=True)
@@ -497,7 +506,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with join_gang(env, args.dist_timeout) as gang:
         job = env.job_name or "-"
         say(gang, f"job {job}: {gang.world_size} ranks, restart {env.restart_count}")
-        return TrainingRun(args, env, gang).run()
+        exit_code = TrainingRun(args, env, gang).run()
+        if exit_code == 0:
+            finish_together(gang)
+        return exit_code
 
 
 if __name__ == "__main__":
