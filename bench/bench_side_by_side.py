@@ -271,6 +271,12 @@ class JobTracker:
                 time.sleep(1)
 
 
+def cluster_process(state: Path, name: str) -> devcluster.ProcessState:
+    """The emulated cluster's recorded program `name` (`devcluster.status`: its pid)."""
+    (record,) = [p for p in devcluster.status(CLUSTER, state_dir=state).processes if p.name == name]
+    return record
+
+
 def control_plane_cpu(state: Path) -> dict[str, float]:
     """CPU seconds so far of each program of the emulated cluster (the Kubeflow operator,
     an add-on, included)."""
@@ -301,11 +307,7 @@ def controller_manager_figures(state: Path, api: client.ApiClient) -> dict[str, 
     """`CONTROLLER_FIGURES` from the controller manager's /metrics (summed over other
     labels), read with the cluster admin's bearer token (the controller manager asks the API
     server who it is)."""
-    (record,) = [
-        p
-        for p in devcluster.status(CLUSTER, state_dir=state).processes
-        if p.name == "kube-controller-manager"
-    ]
+    record = cluster_process(state, "kube-controller-manager")
     arguments = Path(f"/proc/{record.pid}/cmdline").read_bytes().decode().split("\0")
     port = next(a.split("=", 1)[1] for a in arguments if a.startswith("--secure-port="))
     context = ssl.create_default_context()
@@ -565,11 +567,7 @@ def kubeflow_requests_by_method(url: str) -> dict[str, float]:
 def run_kubeflow(shape: Shape, options: Options, state: Path) -> dict[str, Any]:
     with fresh_cluster(shape, state, addons=(kubeflow.NAME,)) as cluster:
         url = kubeflow.metrics_url(state, CLUSTER)
-        (record,) = [
-            p
-            for p in devcluster.status(CLUSTER, state_dir=state).processes
-            if p.name == kubeflow.NAME
-        ]
+        record = cluster_process(state, kubeflow.NAME)
         with devcluster.api_client(cluster.kubeconfig) as api:
             load = load_average()
             requests_before = kubeflow_requests(url)
