@@ -20,7 +20,7 @@ import tritonclient.http as httpclient
 from plinth.api.v1alpha1 import ModelDeploymentStatus
 from plinth.builders.modeldeployment import triton_container
 from plinth.kube.podmetrics import fetch, read_pods
-from plinth.serving.metrics import triton_sample
+from plinth.serving.metrics import TritonSample, triton_sample
 from plinth.serving.repository import ResolvedModel
 from plinth.status.modeldeployment import ModelDeploymentInputs, plan_modeldeployment
 from plinth.status.modeldeployment_observe import index_request, observe_modeldeployment
@@ -48,6 +48,20 @@ def infer_once(server: LocalTriton, model: str = "scale") -> np.ndarray:
     return result
 
 
+def settled_sample(server: LocalTriton, successes: int) -> TritonSample | None:
+    """The model's metrics once they count `successes` requests, or the last read after 10 s.
+
+    Triton's backends report a request's statistics after its response is sent, so a
+    client can read /metrics between the two and see the previous count."""
+    deadline = time.monotonic() + 10
+    while True:
+        page = fetch(PodRequest("p", server.address, 8002, "/metrics"))
+        sample = triton_sample(page.body, "scale", 1)
+        if (sample and sample.success >= successes) or time.monotonic() > deadline:
+            return sample
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def scale_server(tmp_path: Path) -> Iterator[LocalTriton]:
     spec = a_modeldeployment().with_runtime(maxBatchSize=8).with_env(SCALE_DELAY_MS="20").spec()
@@ -68,8 +82,7 @@ def test_a_repository_rendered_by_plinth_loads_and_serves(scale_server: LocalTri
     data = grpcclient.InferInput("INPUT", [1, 4], "FP32")
     data.set_data_from_numpy(np.ones((1, 4), dtype=np.float32))
     assert grpc.infer("scale", [data]).as_numpy("OUTPUT").tolist() == [[2.0] * 4]
-    page = fetch(PodRequest("p", scale_server.address, 8002, "/metrics"))
-    sample = triton_sample(page.body, "scale", 1)
+    sample = settled_sample(scale_server, successes=2)
     assert sample is not None and sample.success == 2 and sample.failure == 0
     assert sample.request_us > 0 and 0 <= sample.cpu_utilization <= 1
 
