@@ -6,6 +6,7 @@ reference trainer, on the CPU); the sweep reads only their status.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -71,6 +72,14 @@ def test_a_sweep_trains_prunes_and_records_the_best_trial(
             what=f"the pods of pruned trial {trial['name']} gone",
             timeout=60,
         )
+        wait_for(
+            lambda name=trial["name"]: stopped_condition(cluster, namespace, name) is not None,
+            what=f"pruned trial {trial['name']}'s TrainingJob to say why it stopped",
+            timeout=60,
+        )
+        told = stopped_condition(cluster, namespace, trial["name"])
+        assert told is not None
+        assert told["message"].startswith(f"Trial of lr, {trial['reason']}. spec.suspend"), told
     picture = tmp_path / "lr.png"
     assert plot(cluster, namespace, "lr", picture) == str(picture)
     assert picture.read_bytes().startswith(b"\x89PNG")
@@ -88,6 +97,13 @@ def plot(cluster: ClusterInfo, namespace: str, name: str, output: Path) -> str:
         timeout=120,
     )
     return result.stdout.strip()
+
+
+def stopped_condition(cluster: ClusterInfo, namespace: str, name: str) -> dict[str, str] | None:
+    """The trial TrainingJob's Suspended condition once it names its sweep as the cause."""
+    listing = kubectl(cluster, "-n", namespace, "get", "trainingjob", name, "-o", "json")
+    found = condition(json.loads(listing.stdout), "Suspended")
+    return found if found and found.get("reason") == "StoppedBySweep" else None
 
 
 def worker_pods(cluster: ClusterInfo, namespace: str, trainingjob: str) -> list[str]:

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from plinth.api.v1alpha1 import TrainingJobPhase, TrainingJobSpec, TrainingJobStatus
+from plinth.api.wellknown import ANNOTATION_TRIAL_STOPPED, LABEL_AUTOMLSWEEP
 from plinth.status.trainingjob import TrainingJobPlan, plan_trainingjob
 from plinth.status.trainingjob_observed import (
     AttemptEnd,
@@ -137,6 +138,24 @@ def test_suspending_a_job_that_has_not_started_only_holds_it() -> None:
     assert result.status.phase == TrainingJobPhase.SUSPENDED
     assert result.apply is not None
     assert (result.apply.attempt, result.apply.suspend, result.apply.ended) == (0, True, None)
+
+
+def test_a_trial_its_sweep_stopped_says_so_instead_of_a_bare_suspend() -> None:
+    trial = replace(
+        OWNER,
+        labels={LABEL_AUTOMLSWEEP: "lr"},
+        annotations={ANNOTATION_TRIAL_STOPPED: "stopped by asha at step 10 (loss 3.2)"},
+    )
+    running = an_attempt(0, a_worker(0, RUNNING))
+    observed = ObservedTrainingJob(attempts=(running,))
+    result = plan_trainingjob(one_node(suspend=True), trial, TrainingJobStatus(), observed, at(30))
+    assert result.status.phase == TrainingJobPhase.SUSPENDED
+    found = next(c for c in result.status.conditions if c.type == "Suspended")
+    assert (found.status.value, found.reason) == ("True", "StoppedBySweep")
+    assert found.message.startswith("Trial of lr, stopped by asha at step 10 (loss 3.2). spec")
+    assert result.apply is not None and result.apply.suspend
+    resumed = plan_trainingjob(one_node(), trial, result.status, observed, at(40))
+    assert condition(resumed, "Suspended")[1] != "StoppedBySweep"
 
 
 # --------------------------------------------------------------------------------------

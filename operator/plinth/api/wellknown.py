@@ -48,6 +48,9 @@ LEGACY_OWNER_LABELS = {"TrainingJob": (LEGACY_LABEL_JOB_NAME,)}
 LABEL_TRIAL = "plinth.dev/trial"
 ANNOTATION_TRIAL_PARAMETERS = "plinth.dev/trial-parameters"
 ANNOTATION_TRIAL_SAMPLER_STATE = "plinth.dev/trial-sampler-state"
+#: Why the sweep stopped the trial (pruned, or the sweep ended); its TrainingJob is then
+#: suspended, and its status names this reason instead of a bare spec.suspend.
+ANNOTATION_TRIAL_STOPPED = "plinth.dev/trial-stopped"
 
 # TrainingJob children.
 LABEL_ATTEMPT = "plinth.dev/attempt"

@@ -5,7 +5,8 @@ sweep's name and the trial number, and annotated with its parameters (JSON) and 
 optimiser's bookkeeping of it, so a trial is recognised from the TrainingJob alone. Its
 spec is the sweep's trialTemplate with the placeholders filled in; a stopped (pruned) trial
 is the same TrainingJob with `suspend: true`, which frees its GPUs at once and keeps it for
-inspection. Its workers get the whole assignment as JSON in PLINTH_PARAMS.
+inspection, and with why in its `plinth.dev/trial-stopped` annotation (its status says it).
+Its workers get the whole assignment as JSON in PLINTH_PARAMS.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from plinth.api.v1alpha1 import (
 from plinth.api.wellknown import (
     ANNOTATION_TRIAL_PARAMETERS,
     ANNOTATION_TRIAL_SAMPLER_STATE,
+    ANNOTATION_TRIAL_STOPPED,
     LABEL_AUTOMLSWEEP,
     LABEL_TRIAL,
     Manifest,
@@ -49,8 +51,9 @@ def trial_manifest(owner: ObjectRef, trial: TrialToApply) -> Manifest:
         ANNOTATION_TRIAL_SAMPLER_STATE: json.dumps(dict(trial.sampler_state), sort_keys=True),
     }
     spec = dict(trial.spec)
-    if trial.suspend:
+    if trial.stopped is not None:
         spec["suspend"] = True
+        metadata["annotations"][ANNOTATION_TRIAL_STOPPED] = trial.stopped
     return {
         "apiVersion": f"{API_GROUP}/{API_VERSION}",
         "kind": "TrainingJob",

@@ -54,7 +54,12 @@ class TrialToApply:
     parameters: Mapping[str, Any]
     sampler_state: Mapping[str, str]
     spec: Mapping[str, Any]
-    suspend: bool = False
+    #: Why the sweep stops the trial (None: it runs); a stopped trial's TrainingJob is suspended.
+    stopped: str | None = None
+
+    @property
+    def suspend(self) -> bool:
+        return self.stopped is not None
 
 
 @dataclass(frozen=True)
@@ -108,17 +113,19 @@ class _Round:
         self.records[record.number] = record.model_copy(
             update={"state": TrialState.PRUNED, "reason": reason, "completion_time": self.now}
         )
-        self.to_apply.append(_applied(record, self.spec_of(record), suspend=True))
+        self.to_apply.append(_applied(record, self.spec_of(record), stopped=reason))
 
 
-def _applied(record: TrialRecord, spec: Mapping[str, Any], suspend: bool) -> TrialToApply:
+def _applied(
+    record: TrialRecord, spec: Mapping[str, Any], stopped: str | None = None
+) -> TrialToApply:
     return TrialToApply(
         number=record.number,
         name=record.name,
         parameters=dict(record.parameters),
         sampler_state=dict(record.sampler_state),
         spec=spec,
-        suspend=suspend,
+        stopped=stopped,
     )
 
 
@@ -315,7 +322,7 @@ def _start_trials(round_: _Round) -> str | None:
         checkpoint = (trial.get("checkpoint") or {}).get("uri")
         record = record.model_copy(update={"checkpoint_uri": checkpoint})
         round_.records[number] = record
-        round_.to_apply.append(_applied(record, trial, suspend=False))
+        round_.to_apply.append(_applied(record, trial))
         round_.events.append(
             EventToPost("TrialCreated", f"Trial {record.name}: {_describe(record.parameters)}.")
         )
@@ -404,7 +411,7 @@ def _status(round_: _Round, previous: AutoMLSweepStatus, verdict: _Verdict) -> A
 def _pending_unseen(round_: _Round, observed: ObservedSweep) -> list[TrialToApply]:
     """Recorded, unfinished trials not in view: applied again (a no-op when they exist)."""
     return [
-        _applied(record, round_.spec_of(record), suspend=False)
+        _applied(record, round_.spec_of(record))
         for number, record in sorted(round_.records.items())
         if number not in observed.trials and not is_final(record)
     ]

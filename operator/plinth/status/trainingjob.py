@@ -34,7 +34,12 @@ from plinth.api.v1alpha1 import (
 )
 from plinth.api.v1alpha1.common import ConditionStatus
 from plinth.api.v1alpha1.trainingjob import ScheduleTimeoutAction
-from plinth.api.wellknown import GPU_RESOURCE, OwnerMeta
+from plinth.api.wellknown import (
+    ANNOTATION_TRIAL_STOPPED,
+    GPU_RESOURCE,
+    LABEL_AUTOMLSWEEP,
+    OwnerMeta,
+)
 from plinth.status.acceptance import accepted_update
 from plinth.status.conditions import ConditionUpdate, set_condition
 from plinth.status.gang_admission import ADMITTED, QUOTA_REASONS, Admission, Verdict
@@ -491,6 +496,22 @@ def _after_suspension(facts: Facts, end: AttemptEnd, now: datetime) -> _Outcome:
 # --------------------------------------------------------------------------------------
 # An attempt that has not ended
 # --------------------------------------------------------------------------------------
+
+
+def _stopped_by_sweep(outcome: _Outcome, identity: OwnerMeta) -> _Outcome:
+    """A trial its AutoMLSweep stopped (suspended, the reason in its annotation) says so:
+    reason StoppedBySweep and the sweep's words, instead of a bare spec.suspend."""
+    why = identity.annotations.get(ANNOTATION_TRIAL_STOPPED)
+    if not why or outcome.phase != TrainingJobPhase.SUSPENDED:
+        return outcome
+    sweep = identity.labels.get(LABEL_AUTOMLSWEEP, "its AutoMLSweep")
+    told = tuple(
+        replace(u, reason="StoppedBySweep", message=f"Trial of {sweep}, {why}. {u.message}")
+        if u.reason == "SuspendedBySpec"
+        else u
+        for u in outcome.updates
+    )
+    return replace(outcome, updates=told)
 
 
 def _suspended(apply: AttemptToApply, reason: str, message: str) -> _Outcome:
@@ -1038,7 +1059,7 @@ def plan_trainingjob(
             check_again_after=_sooner(until_ttl, recheck),
             wants_nodes=wants_nodes,
         )
-    outcome = _outcome(spec, previous, observed, facts, now)
+    outcome = _stopped_by_sweep(_outcome(spec, previous, observed, facts, now), identity)
     status = _status(
         spec, identity=identity, previous=previous, facts=facts, outcome=outcome, now=now
     )
