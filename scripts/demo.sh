@@ -138,6 +138,7 @@ DOWN="plinth down"
 [[ $CLUSTER == plinth && -z ${PLINTH_DEMO_STATE_DIR:-} ]] || DOWN="plinth down ${WHERE[*]}"
 cat <<EOF
    export KUBECONFIG=$KUBECONFIG
+   export PATH=$(dirname "$KUBECTL"):\$PATH   # the kubectl built with the cluster
    kubectl -n $NAMESPACE get plinth                   # every TrainingJob, sweep, deployment
    kubectl -n $NAMESPACE describe automlsweep mlp-sweep   # trials, best trial, events
    ls $PODS_DIR/$NAMESPACE               # each pod's output

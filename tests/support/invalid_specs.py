@@ -454,7 +454,10 @@ SWEEP_SPECS = [
         "AutoMLSweep",
         {"trialTemplate": {"args": ["--lr=${params.lr}", "--momentum=${params.momentum}"]}},
         "spec.trialTemplate",
-        rule="trialTemplate may only refer to declared parameters as ${params.<name>}",
+        rule=(
+            "trialTemplate may only refer to declared parameters as ${params.<name>} "
+            "and to the trial as ${trial.name} or ${trial.number}"
+        ),
         server_refuses=False,
     ),
 ]

@@ -175,7 +175,32 @@ def test_invalid_specs_are_refused_naming_the_field(case: InvalidCase) -> None:
         named = [problem.split(": ", 1)[0] for problem in caught.value.problems]
         assert case.field in named, f"{case.field} not in {caught.value}"
     else:
-        assert f"{case.field}: {case.rule}" in caught.value.problems, str(caught.value)
+        expected = f"{case.field}: {case.rule}"
+        assert any(
+            problem == expected or problem.startswith(f"{expected}: ")
+            for problem in caught.value.problems
+        ), str(caught.value)
+
+
+def test_a_template_placeholder_that_names_nothing_is_named_in_the_error() -> None:
+    template = {"args": ["--lr=${params.lr}", "--m=${params.momentum}", "--out=${trial.nmae}"]}
+    with pytest.raises(InvalidSpecError) as caught:
+        parse_spec("AutoMLSweep", merged(sweep(), {"trialTemplate": template}))
+    (problem,) = caught.value.problems
+    assert problem.startswith("spec.trialTemplate: trialTemplate may only refer to")
+    assert problem.endswith(": unknown ${params.momentum}, ${trial.nmae}")
+
+
+def test_a_list_whose_only_item_is_bad_is_not_also_called_empty() -> None:
+    one_bad = [{"name": "lr", "type": "float", "min": 1.0, "max": 0.1}]
+    with pytest.raises(InvalidSpecError) as caught:
+        parse_spec("AutoMLSweep", merged(sweep(), {"parameters": one_bad}))
+    assert caught.value.problems == [
+        "spec.parameters[0].min: min must be less than or equal to max"
+    ]
+    with pytest.raises(InvalidSpecError) as caught:
+        parse_spec("AutoMLSweep", merged(sweep(), {"parameters": []}))
+    assert [p.split(": ")[0] for p in caught.value.problems] == ["spec.parameters"]
 
 
 def test_the_error_message_reads_path_colon_problem() -> None:

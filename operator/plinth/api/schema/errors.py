@@ -32,8 +32,26 @@ class InvalidStatusError(ValueError):
 
 
 def describe_errors(root: str, error: ValidationError) -> list[str]:
-    """One "<root>.<field path>: <message>" line per validation problem."""
-    return [_describe(root, detail) for detail in error.errors(include_url=False)]
+    """One "<root>.<field path>: <message>" line per validation problem. A list's "too
+    short" is left out where one of its items failed: pydantic counts only the items that
+    validated, so a list of one bad item would also read as empty."""
+    details = error.errors(include_url=False)
+    lists_with_bad_items = _item_parents(details)
+    return [
+        _describe(root, detail)
+        for detail in details
+        if not (detail["type"] == "too_short" and detail["loc"] in lists_with_bad_items)
+    ]
+
+
+def _item_parents(details: list[ErrorDetails]) -> set[tuple[int | str, ...]]:
+    """The locations of the lists some of whose items failed."""
+    return {
+        detail["loc"][:index]
+        for detail in details
+        for index, part in enumerate(detail["loc"])
+        if isinstance(part, int)
+    }
 
 
 def _describe(root: str, detail: ErrorDetails) -> str:

@@ -39,10 +39,13 @@ class ApiModel(BaseModel):
     def _enforce_cross_field_rules(self) -> Self:
         for rule in self.cross_field_rules():
             if rule.holds is not None and not rule.holds(self):
+                message = rule.message
+                if rule.detail is not None:
+                    message = f"{message}: {rule.detail(self)}"
                 raise PydanticCustomError(
                     RULE_ERROR_TYPE,
                     "{message}",
-                    {"message": rule.message, "field_path": rule.field_path},
+                    {"message": message, "field_path": rule.field_path},
                 )
         return self
 

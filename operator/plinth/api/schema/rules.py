@@ -36,6 +36,9 @@ class Rule(Generic[ModelT]):
     message: str
     field_path: str = ""
     holds: Callable[[ModelT], bool] | None = None
+    #: What the Python twin adds after `message` to name the offending values (a CEL
+    #: message is static); None adds nothing.
+    detail: Callable[[ModelT], str] | None = None
 
     def to_schema(self) -> dict[str, str]:
         """The rule as an entry of `x-kubernetes-validations`."""

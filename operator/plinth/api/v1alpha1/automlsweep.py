@@ -461,6 +461,9 @@ def _names_declared(spec: AutoMLSweepSpec) -> bool:
 
 
 _PARAMETER_REFERENCE = re.compile(r"\$\{params\.([^}]*)\}")
+_TRIAL_REFERENCE = re.compile(r"\$\{trial\.([^}]*)\}")
+#: What `${trial.<field>}` may name (TRIAL_NAME_PLACEHOLDER, TRIAL_NUMBER_PLACEHOLDER).
+_TRIAL_FIELDS = frozenset({"name", "number"})
 
 
 def referenced_parameters(template: TrainingJobSpec) -> set[str]:
@@ -469,9 +472,24 @@ def referenced_parameters(template: TrainingJobSpec) -> set[str]:
     return set(_PARAMETER_REFERENCE.findall(text))
 
 
-def _references_declared(spec: AutoMLSweepSpec) -> bool:
+def _unknown_references(spec: AutoMLSweepSpec) -> list[str]:
+    """The placeholders of the trial template that name no declared parameter and no
+    trial field, as written (e.g. "${params.momentum}", "${trial.nmae}")."""
+    text = json.dumps(spec.trial_template.to_dict())
     declared = {p.name for p in spec.parameters}
-    return referenced_parameters(spec.trial_template) <= declared
+    parameters = set(_PARAMETER_REFERENCE.findall(text)) - declared
+    trial = set(_TRIAL_REFERENCE.findall(text)) - _TRIAL_FIELDS
+    return [PARAMETER_PLACEHOLDER.format(name=n) for n in sorted(parameters)] + [
+        f"${{trial.{n}}}" for n in sorted(trial)
+    ]
+
+
+def _references_declared(spec: AutoMLSweepSpec) -> bool:
+    return not _unknown_references(spec)
+
+
+def _undeclared_named(spec: AutoMLSweepSpec) -> str:
+    return "unknown " + ", ".join(_unknown_references(spec))
 
 
 def _metrics_declared(spec: AutoMLSweepSpec) -> bool:
@@ -565,9 +583,13 @@ class AutoMLSweepSpec(ApiModel):
             ),
             Rule(
                 cel=None,  # placeholders sit anywhere in the template's strings
-                message="trialTemplate may only refer to declared parameters as ${params.<name>}",
+                message=(
+                    "trialTemplate may only refer to declared parameters as ${params.<name>} "
+                    "and to the trial as ${trial.name} or ${trial.number}"
+                ),
                 field_path=".trialTemplate",
                 holds=_references_declared,
+                detail=_undeclared_named,
             ),
             Rule(
                 cel=None,  # parameter values have no single type, so CEL cannot see them
