@@ -73,6 +73,12 @@ def _render(args: argparse.Namespace) -> int:
         return 1
     for name in rendered.without_builder:
         print(f"# {name}: this kind has no child objects yet", file=sys.stderr)
+    for name in rendered.waiting_for_cluster:
+        print(
+            f"# {name}: no children until a cluster resolves what it refers to "
+            "(its model's TrainingJob or AutoMLSweep)",
+            file=sys.stderr,
+        )
     yaml.safe_dump_all(rendered.manifests, sys.stdout, sort_keys=False)
     return 0
 

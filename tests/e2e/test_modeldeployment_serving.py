@@ -19,7 +19,7 @@ import pytest
 
 from plinth_devcluster import ClusterInfo, podrunner
 from plinth_devcluster.waiting import wait_for
-from tests.plinth_testing import EXAMPLES_DIR, OperatorProcess, event_reasons, kubectl
+from tests.plinth_testing import EXAMPLES_DIR, OperatorProcess, event_reasons, events_of, kubectl
 from tests.support.serving import (
     BROKEN_MODEL,
     FAILING_MODEL,
@@ -111,6 +111,9 @@ def test_the_python_example_is_served_for_real(
     (address,) = ready_ips(cluster, namespace, "scale")
     assert infer(address) == [[2.0, 2.0, 2.0, 2.0]]
     assert md_condition(cluster, namespace, "scale", "ScalingActive")["status"] == "True"
+    events = events_of(cluster, namespace, "scale")
+    warnings = [f"{e['reason']}: {e['message']}" for e in events if e["type"] == "Warning"]
+    assert not warnings, "a deployment that started as it should warned"
 
 
 def test_a_broken_model_shows_tritons_own_load_error(
@@ -129,7 +132,8 @@ def test_a_broken_model_shows_tritons_own_load_error(
     assert ready["status"] == "False"
     assert "weights file is corrupt: expected 4 tensors, found 0" in ready["message"]
     assert phase(cluster, namespace) == "Degraded"
-    assert "ModelLoadFailed" in event_reasons(cluster, namespace, "scale")
+    warned = {e["reason"] for e in events_of(cluster, namespace, "scale") if e["type"] == "Warning"}
+    assert "ModelLoadFailed" in warned
     (pod,) = owned(cluster, namespace, "pods", "scale")
     assert pod["status"]["containerStatuses"][0]["restartCount"] == 0, "not killed by probes"
 

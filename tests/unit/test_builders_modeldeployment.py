@@ -118,6 +118,14 @@ def test_plinth_render_prints_a_deployments_children() -> None:
         "Deployment",
     ]
     assert build_deployment  # the builder the operator applies is the one render shows
+    assert rendered.waiting_for_cluster == ()
+
+
+def test_plinth_render_says_a_model_from_a_sweep_has_no_children_without_a_cluster() -> None:
+    document = a_modeldeployment().with_model(uri=None, fromSweep={"name": "search"}).body()
+    rendered = render_documents([document])
+    assert rendered.manifests == ()
+    assert rendered.waiting_for_cluster == (f"ModelDeployment/{document['metadata']['name']}",)
 
 
 # ---- the model loader ----------------------------------------------------------------------

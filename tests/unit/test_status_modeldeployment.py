@@ -186,6 +186,18 @@ def test_builtin_scales_up_on_queue_time_read_from_the_replicas() -> None:
     assert plan.check_again_after == 5.0
 
 
+def test_builtin_with_no_replica_ready_yet_waits_for_one() -> None:
+    factory = scaled(a_modeldeployment())
+    revision = revision_of(factory)
+    pods = [a_server_pod("scale-a", revision).build()]
+    plan = planned(
+        factory, deployments=[a_deployment("scale", revision, 1, 0)], pods=pods, pages={}
+    )
+    status, reason, message = condition(plan.status, "ScalingActive")
+    assert (status, reason) == ("False", "WaitingForReplicas")
+    assert message.endswith("no replica is ready to be read")
+
+
 def test_builtin_that_cannot_read_metrics_says_so_and_holds() -> None:
     factory = scaled(a_modeldeployment())
     revision = revision_of(factory)
@@ -393,6 +405,26 @@ def test_from_training_job_waits_for_success_then_serves_its_export() -> None:
     assert done.target is not None and done.target.uri == "/ckpt/train/model"
     missing = planned(factory, objects={TJ: None})
     assert condition(missing.status, "ModelResolved")[1] == "SourceNotFound"
+
+
+def test_a_source_that_ended_without_a_model_degrades_the_deployment() -> None:
+    from_job = a_modeldeployment().with_model(uri=None, fromTrainingJob={"name": "train"})
+    failed = planned(from_job, objects={TJ: training_job("Failed")})
+    assert failed.target is None
+    assert failed.status.phase == "Degraded"
+    assert condition(failed.status, "ModelResolved")[:2] == ("False", "SourceFailed")
+    assert condition(failed.status, "Degraded")[:2] == ("True", "SourceFailed")
+    assert "TrainingJob train Failed" in condition(failed.status, "ModelReady")[2]
+    from_sweep = a_modeldeployment().with_model(uri=None, fromSweep={"name": "search"})
+    ended = planned(from_sweep, objects={SWEEP: {"status": {"phase": "Failed"}}})
+    assert ended.status.phase == "Degraded"
+    assert (
+        "AutoMLSweep search is Failed without a best trial"
+        in (condition(ended.status, "Degraded")[2])
+    )
+    running = planned(from_sweep, objects={SWEEP: {"status": {"phase": "Running"}}})
+    assert condition(running.status, "ModelResolved")[1] == "WaitingForSource"
+    assert running.status.phase == "Pending"
 
 
 def test_from_sweep_follows_the_best_trial() -> None:

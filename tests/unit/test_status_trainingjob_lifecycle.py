@@ -123,6 +123,8 @@ def test_suspending_a_started_job_stops_its_attempt_and_resuming_starts_the_next
     status, reason, message = condition(suspended, "Suspended")
     assert (status, reason) == ("True", "SuspendedBySpec")
     assert "resuming starts attempt 1 from the last checkpoint" in message
+    for stale in ("Running", "Restarting", "Scheduled"):  # none holds with the workers gone
+        assert condition(suspended, stale)[:2] == ("False", "SuspendedBySpec"), stale
     assert suspended.apply is not None and suspended.apply.suspend
     assert suspended.apply.ended is not None and suspended.apply.ended.reason == "Suspended"
     world.set_suspend(False)

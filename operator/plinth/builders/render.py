@@ -29,10 +29,13 @@ class RenderError(Exception):
 
 @dataclass(frozen=True)
 class Rendered:
-    """The children of every resource, and the resources whose kind has no builder yet."""
+    """The children of every resource, the resources whose kind has no builder yet, and
+    those that have no children before a cluster resolves what they refer to (a
+    ModelDeployment of a sweep's best model)."""
 
     manifests: tuple[Manifest, ...]
     without_builder: tuple[str, ...]
+    waiting_for_cluster: tuple[str, ...] = ()
 
 
 def _describe(document: Mapping[str, Any]) -> str:
@@ -63,6 +66,7 @@ def render_documents(documents: Iterable[Mapping[str, Any] | None]) -> Rendered:
     """Validate every Plinth resource in `documents` and build its children."""
     manifests: list[Manifest] = []
     without_builder: list[str] = []
+    waiting: list[str] = []
     for document in documents:
         if not document or not is_plinth_resource(document):
             continue
@@ -76,5 +80,8 @@ def render_documents(documents: Iterable[Mapping[str, Any] | None]) -> Rendered:
         if builder is None:
             without_builder.append(_describe(document))
             continue
-        manifests.extend(builder(document))
-    return Rendered(manifests=tuple(manifests), without_builder=tuple(without_builder))
+        children = builder(document)
+        if not children:
+            waiting.append(_describe(document))
+        manifests.extend(children)
+    return Rendered(tuple(manifests), tuple(without_builder), tuple(waiting))

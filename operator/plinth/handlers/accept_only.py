@@ -4,7 +4,7 @@ and its status says Accepted (phase Pending) or InvalidSpec (phase Failed)."""
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,6 +25,7 @@ class AcceptOnlyAdapter:
     failed: enum.StrEnum
     child_sources: Sequence[ChildSource] = ()
     warning_conditions: Mapping[str, str] = field(default_factory=lambda: {"Accepted": "False"})
+    progress_reasons: Collection[str] = ()
 
     def observe(self, children: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
         return None

@@ -3,7 +3,7 @@ their status, and Optuna (rebuilt from the sweep's status) decides what runs nex
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
@@ -46,6 +46,7 @@ class AutoMLSweepAdapter:
     warning_conditions: ClassVar[Mapping[str, str]] = MappingProxyType(
         {"Failed": "True", "Accepted": "False"}
     )
+    progress_reasons: ClassVar[Collection[str]] = ()
 
     def observe(self, children: Mapping[str, Sequence[Mapping[str, Any]]]) -> ObservedSweep:
         return observe_sweep(children["trials"])

@@ -5,7 +5,7 @@ decision becomes writes and status."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
@@ -48,6 +48,11 @@ class ModelDeploymentAdapter:
     )
     warning_conditions: ClassVar[Mapping[str, str]] = MappingProxyType(
         {"Accepted": "False", "ModelReady": "False", "Degraded": "True", "ScalingActive": "False"}
+    )
+    #: A model loading, or waiting for its source or for a replica to read metrics from, is
+    #: a deployment starting, not failing.
+    progress_reasons: ClassVar[Collection[str]] = frozenset(
+        {"Loading", "WaitingForModel", "WaitingForReplicas"}
     )
 
     def observe(

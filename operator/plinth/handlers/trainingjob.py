@@ -5,7 +5,7 @@ of workers whose node may have gone silent; the runtime reads them and plans onc
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
@@ -52,6 +52,7 @@ class TrainingJobAdapter:
     warning_conditions: ClassVar[Mapping[str, str]] = MappingProxyType(
         {"Failed": "True", "Restarting": "True", "Accepted": "False"}
     )
+    progress_reasons: ClassVar[Collection[str]] = ()
 
     def observe(self, children: Mapping[str, Sequence[Mapping[str, Any]]]) -> ObservedTrainingJob:
         return observe_trainingjob(children["jobs"], children["pods"])

@@ -10,7 +10,7 @@ the same way for every kind, so adding a kind touches one adapter and one regist
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -120,6 +120,12 @@ class KindAdapter(Protocol[SpecT, StatusT, ObservedT]):
     def warning_conditions(self) -> Mapping[str, str]:
         """Condition type -> the status ("True" or "False") at which its transition is
         recorded as a Warning Event (failure-like conditions)."""
+        ...
+
+    @property
+    def progress_reasons(self) -> Collection[str]:
+        """Reasons that mean "not there yet" on a warning condition (a model still loading):
+        its transition to one of them is a Normal Event, not a Warning."""
         ...
 
     def observe(self, children: Mapping[str, Sequence[Mapping[str, Any]]]) -> ObservedT:

@@ -297,7 +297,13 @@ class Reconciler:
             spec = parse_spec(adapter.info.kind, body.get("spec") or {})
         except InvalidSpecError as error:
             status = adapter.invalid_spec_status(previous, owner, str(error), now)
-            writer.write(owner.ref, previous, status, adapter.warning_conditions)
+            writer.write(
+                owner.ref,
+                previous,
+                status,
+                adapter.warning_conditions,
+                progress_reasons=adapter.progress_reasons,
+            )
             return None
         inputs = PlanInputs(
             owner=owner,
@@ -348,6 +354,11 @@ class Reconciler:
                 return left
         self.held.written(ref.key, settling=plan.settling)
         StatusWriter(self.kube).write(
-            ref, previous, plan.status, adapter.warning_conditions, plan.events
+            ref,
+            previous,
+            plan.status,
+            adapter.warning_conditions,
+            plan.events,
+            progress_reasons=adapter.progress_reasons,
         )
         return None

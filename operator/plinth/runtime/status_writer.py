@@ -1,13 +1,14 @@
 """The one status writer: patch a resource's status when it changed, and record its
-condition transitions as Events: each failure-like one (the kind's warning conditions) in a
-Warning of its own, the others of one status update together in one Normal Event, named
-after the last of them (a TrainingJob's creation records Accepted and Created in one Event,
-not two: every Event is a write to the API server, and a burst of jobs pays for each).
+condition transitions as Events: each failure-like one (the kind's warning conditions,
+unless its reason only says "not there yet") in a Warning of its own, the others of one
+status update together in one Normal Event, named after the last of them (a TrainingJob's
+creation records Accepted and Created in one Event, not two: every Event is a write to the
+API server, and a burst of jobs pays for each).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from plinth.api.v1alpha1 import Condition, ConditionStatus, StatusModel
@@ -34,27 +35,34 @@ class StatusWriter:
         status: StatusModel,
         warning_conditions: Mapping[str, str],
         events: Sequence[EventToPost] = (),
+        *,
+        progress_reasons: Collection[str] = (),
     ) -> bool:
         """Patch `status` unless it equals `previous`, then record its condition transitions
-        and `events`; returns whether it patched."""
+        and `events`; returns whether it patched. A warning condition whose reason is in
+        `progress_reasons` (not there yet, e.g. a model loading) is recorded as Normal."""
         if status == previous:
             return False
         if not self.kube.patch_status(owner, status.to_dict()):
             return False  # deleted meanwhile: no Event about it either
         before = getattr(previous, "conditions", ())
         after = getattr(status, "conditions", ())
+
+        def warns(c: Condition) -> bool:
+            return warning_conditions.get(c.type) == c.status.value and (
+                c.reason not in progress_reasons
+            )
+
         # `transitions` reports a condition that first appears only when True; one that
         # first appears failure-like (a new resource's Accepted=False) is recorded too.
         known = {c.type for c in before}
         appeared = [
             c
             for c in after
-            if c.type not in known
-            and c.status != ConditionStatus.TRUE
-            and warning_conditions.get(c.type) == c.status.value
+            if c.type not in known and c.status != ConditionStatus.TRUE and warns(c)
         ]
         changed = [*transitions(before, after), *appeared]
-        normal = [c for c in changed if warning_conditions.get(c.type) != c.status.value]
+        normal = [c for c in changed if not warns(c)]
         for warning in (c for c in changed if c not in normal):
             self.kube.post_event(owner, "Warning", warning.reason, _described(warning))
         if normal:

@@ -272,14 +272,12 @@ def _readiness(
 ) -> tuple[int, ConditionUpdate, ConditionUpdate, bool]:
     """Ready replicas, ModelReady, Ready, and whether the serving model has failed."""
     if serving is None:
-        waiting = _update(
-            "ModelReady", ConditionStatus.FALSE, "WaitingForModel", resolution.message
-        )
+        reason = resolution.reason if resolution.failed else "WaitingForModel"
         return (
             0,
-            waiting,
-            _update("Ready", ConditionStatus.FALSE, "WaitingForModel", resolution.message),
-            False,
+            _update("ModelReady", ConditionStatus.FALSE, reason, resolution.message),
+            _update("Ready", ConditionStatus.FALSE, reason, resolution.message),
+            resolution.failed,
         )
     servers = inputs.observed.servers_of(serving.revision)
     ready = sum(s.ready for s in servers)

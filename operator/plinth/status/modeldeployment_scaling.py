@@ -131,10 +131,10 @@ def builtin_scaling(
         why = "; ".join(samples.errors) or "no replica is ready to be read"
         decision = held(autoscaling, current, f"cannot read Triton's metrics: {why}")
         status = _status(autoscaling, decision, None, previous, now)
+        # no replica ready yet is a deployment starting; replicas that refuse are a fault
+        reason = "MetricsUnavailable" if samples.errors else "WaitingForReplicas"
         return Scaling(
-            decision.replicas,
-            status,
-            _update(ConditionStatus.FALSE, "MetricsUnavailable", decision.reason),
+            decision.replicas, status, _update(ConditionStatus.FALSE, reason, decision.reason)
         )
     value = metric_value(autoscaling.metric, samples)
     if value is None:

@@ -15,6 +15,7 @@ from typing import Any
 from plinth.api.v1alpha1 import (
     API_GROUP,
     API_VERSION,
+    AutoMLSweepPhase,
     AutoMLSweepStatus,
     InvalidSpecError,
     InvalidStatusError,
@@ -33,6 +34,9 @@ REASON_RESOLVED = "Resolved"
 REASON_WAITING = "WaitingForSource"
 REASON_NOT_FOUND = "SourceNotFound"
 REASON_NO_CHECKPOINT = "NoCheckpoint"
+#: The source ended without a model to serve (its TrainingJob Failed, its sweep ended with
+#: no best trial): waiting would be forever.
+REASON_SOURCE_FAILED = "SourceFailed"
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,8 @@ class Resolution:
     reason: str
     message: str
     wants: ObjectRef | None = None
+    #: No model will come from the source as it stands (reason REASON_SOURCE_FAILED).
+    failed: bool = False
 
 
 def source_ref(spec: ModelDeploymentSpec, namespace: str) -> ObjectRef | None:
@@ -69,6 +75,10 @@ def _waiting(message: str, reason: str = REASON_WAITING) -> Resolution:
     return Resolution(None, reason, message)
 
 
+def _never(message: str) -> Resolution:
+    return Resolution(None, REASON_SOURCE_FAILED, message, failed=True)
+
+
 def _from_training_job(body: Mapping[str, Any], output: TrainingOutput) -> str | Resolution:
     name = output.name
     try:
@@ -77,6 +87,8 @@ def _from_training_job(body: Mapping[str, Any], output: TrainingOutput) -> str |
     except (InvalidSpecError, InvalidStatusError) as error:
         return _waiting(f"TrainingJob {name} cannot be read: {error}")
     assert isinstance(status, TrainingJobStatus)
+    if status.phase == TrainingJobPhase.FAILED:
+        return _never(f"TrainingJob {name} Failed, so it exported no model to serve")
     if status.phase != TrainingJobPhase.SUCCEEDED:
         return _waiting(f"waiting for TrainingJob {name} to succeed (phase {status.phase})")
     if spec.checkpoint is None:
@@ -91,6 +103,8 @@ def _from_sweep(body: Mapping[str, Any], output: TrainingOutput) -> str | Resolu
         return _waiting(f"AutoMLSweep {output.name} cannot be read: {error}")
     assert isinstance(status, AutoMLSweepStatus)
     best = status.best_trial
+    if best is None and status.phase in (AutoMLSweepPhase.SUCCEEDED, AutoMLSweepPhase.FAILED):
+        return _never(f"AutoMLSweep {output.name} is {status.phase} without a best trial")
     if best is None:
         return _waiting(f"waiting for AutoMLSweep {output.name} to have a best trial")
     if not best.checkpoint_uri:

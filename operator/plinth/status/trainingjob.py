@@ -515,11 +515,15 @@ def _stopped_by_sweep(outcome: _Outcome, identity: OwnerMeta) -> _Outcome:
 
 
 def _suspended(apply: AttemptToApply, reason: str, message: str) -> _Outcome:
+    """Suspended, and so neither running, restarting nor placed (what those conditions said
+    about the attempt before no longer holds once its workers are gone)."""
     return _Outcome(
         phase=TrainingJobPhase.SUSPENDED,
         updates=(
             _update(Cond.SUSPENDED, TRUE, reason, message),
             _update(Cond.RUNNING, FALSE, reason, message),
+            _update(Cond.RESTARTING, FALSE, reason, message),
+            _update(Cond.SCHEDULED, FALSE, reason, message),
         ),
         apply=apply,
     )
