@@ -111,7 +111,12 @@ def test_the_python_example_is_served_for_real(
     (address,) = ready_ips(cluster, namespace, "scale")
     assert infer(address) == [[2.0, 2.0, 2.0, 2.0]]
     assert md_condition(cluster, namespace, "scale", "ScalingActive")["status"] == "True"
-    events = events_of(cluster, namespace, "scale")
+    events = [
+        e
+        for e in events_of(cluster, namespace, "scale")
+        if e["involvedObject"]["kind"] == "ModelDeployment"  # not its Service's, say
+    ]
+    assert any("ModelReady=True" in e["message"] for e in events), events
     warnings = [f"{e['reason']}: {e['message']}" for e in events if e["type"] == "Warning"]
     assert not warnings, "a deployment that started as it should warned"
 
