@@ -86,6 +86,9 @@ POD_CREATION_GRACE_SECONDS = 15.0
 STARTING = "ContainersStarting"
 #: The reason of a gang whose pods the Job controller has not created, no cause found.
 WORKERS_NOT_CREATED = "WorkersNotCreated"
+#: The reason of a job held or stopped by spec.suspend (a trial its sweep stopped names the
+#: sweep instead: `_stopped_by_sweep`).
+SUSPENDED_BY_SPEC = "SuspendedBySpec"
 
 Cond = TrainingJobConditionType
 TRUE, FALSE = ConditionStatus.TRUE, ConditionStatus.FALSE
@@ -473,7 +476,7 @@ def _after_suspension(facts: Facts, end: AttemptEnd, now: datetime) -> _Outcome:
             f"spec.suspend is true: attempt {latest.attempt} stopped, the deadline paused; "
             f"resuming starts attempt {latest.attempt + 1} from the last checkpoint."
         )
-        return _suspended(_stop(facts, end), "SuspendedBySpec", message)
+        return _suspended(_stop(facts, end), SUSPENDED_BY_SPEC, message)
     resumed = _update(Cond.SUSPENDED, FALSE, "Resumed", "spec.suspend is false.")
     waiting = _still_stopping(facts)
     if waiting:
@@ -507,7 +510,7 @@ def _stopped_by_sweep(outcome: _Outcome, identity: OwnerMeta) -> _Outcome:
     sweep = identity.labels.get(LABEL_AUTOMLSWEEP, "its AutoMLSweep")
     told = tuple(
         replace(u, reason="StoppedBySweep", message=f"Trial of {sweep}, {why}. {u.message}")
-        if u.reason == "SuspendedBySpec"
+        if u.reason == SUSPENDED_BY_SPEC
         else u
         for u in outcome.updates
     )
@@ -784,7 +787,7 @@ def _held(
     latest = facts.attempt
     if spec.suspend:  # a job that has not started: only held
         message = "spec.suspend is true: the job is held before it starts."
-        return _suspended(_keep(facts, suspend=True), "SuspendedBySpec", message)
+        return _suspended(_keep(facts, suspend=True), SUSPENDED_BY_SPEC, message)
     if latest.gang_released_at is not None:
         return _released_gang(spec, observed, facts, now)
     if spec.queue_name and latest.suspended:

@@ -466,12 +466,6 @@ _TRIAL_REFERENCE = re.compile(r"\$\{trial\.([^}]*)\}")
 _TRIAL_FIELDS = frozenset({"name", "number"})
 
 
-def referenced_parameters(template: TrainingJobSpec) -> set[str]:
-    """Names the trial template refers to as ${params.<name>}, anywhere in its strings."""
-    text = json.dumps(template.to_dict())
-    return set(_PARAMETER_REFERENCE.findall(text))
-
-
 def _unknown_references(spec: AutoMLSweepSpec) -> list[str]:
     """The placeholders of the trial template that name no declared parameter and no
     trial field, as written (e.g. "${params.momentum}", "${trial.nmae}")."""
